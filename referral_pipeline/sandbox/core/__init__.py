@@ -1,0 +1,1 @@
+"""Shared machinery for the simulators: record store, clock/stamps, faults, rate limits, base app."""
