@@ -1,0 +1,1 @@
+"""HTTP helpers shared by the pipeline's clients."""

@@ -1,0 +1,227 @@
+"""Raw landing: source records as received, merged by primary key, with the cursor in the same commit.
+
+Each source entity lands in ``raw.<source>__<entity>``: ``pk``, the parsed modification
+``stamp``, the record as JSON text (``payload``) and its hash, a delete flag, and ``load_seq``
+(a global sequence value set whenever the row is inserted or changed, so downstream stages can
+process only what changed). ``RawWriter`` buffers pages as Arrow batches and commits them, the
+merge and the cursor advance, in one DuckDB transaction. A newer stamp wins; an identical
+payload changes nothing; a record without a primary key goes to ``audit.quarantine``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+RAW_DDL = """
+CREATE SEQUENCE IF NOT EXISTS raw.load_seq;
+CREATE TABLE IF NOT EXISTS {table} (
+    pk            VARCHAR PRIMARY KEY,
+    stamp         TIMESTAMPTZ,
+    payload       VARCHAR NOT NULL,
+    payload_hash  UBIGINT NOT NULL,
+    is_deleted    BOOLEAN NOT NULL DEFAULT FALSE,
+    first_seen_at TIMESTAMPTZ NOT NULL,
+    loaded_at     TIMESTAMPTZ NOT NULL,
+    load_seq      BIGINT NOT NULL,
+    run_id        VARCHAR
+);
+"""
+
+BATCH_SCHEMA = pa.schema([("pk", pa.string()), ("stamp", pa.timestamp("us", tz="UTC")),
+                          ("payload", pa.string()), ("is_deleted", pa.bool_()), ("ord", pa.int64())])
+
+
+def raw_table(source: str, entity: str) -> str:
+    for part in (source, entity):
+        if not IDENT.match(part):
+            raise ValueError(f"invalid identifier {part!r}")
+    return f"raw.{source}__{entity}"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """High-water mark (UTC datetime) plus the id tie-breaker at that mark."""
+
+    value: datetime | None = None
+    id: str | None = None
+
+    def as_metadata(self) -> str:
+        return f"{self.value.isoformat() if self.value else '-'} / {self.id or '-'}"
+
+
+@dataclass
+class MergeCounts:
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+
+    def add(self, other: "MergeCounts") -> None:
+        for name in ("fetched", "new", "updated", "unchanged", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def read_cursor(con: duckdb.DuckDBPyConnection, source: str, entity: str) -> Cursor:
+    row = con.execute("SELECT cursor_value, cursor_id FROM ops.sync_cursors WHERE source = ? AND entity = ?",
+                      [source, entity]).fetchone()
+    if not row or row[0] is None:
+        return Cursor()
+    return Cursor(datetime.fromisoformat(row[0]), row[1])
+
+
+def write_cursor(con: duckdb.DuckDBPyConnection, source: str, entity: str, cursor: Cursor, run_id: str | None) -> None:
+    con.execute(
+        """INSERT INTO ops.sync_cursors (source, entity, cursor_value, cursor_id, updated_at, run_id)
+           VALUES (?, ?, ?, ?, now(), ?)
+           ON CONFLICT (source, entity) DO UPDATE SET cursor_value = excluded.cursor_value,
+               cursor_id = excluded.cursor_id, updated_at = excluded.updated_at, run_id = excluded.run_id""",
+        [source, entity, cursor.value.isoformat() if cursor.value else None, cursor.id, run_id])
+
+
+def reset_cursor(con: duckdb.DuckDBPyConnection, source: str, entity: str) -> None:
+    con.execute("DELETE FROM ops.sync_cursors WHERE source = ? AND entity = ?", [source, entity])
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection, rows: Iterable[dict[str, Any]], run_id: str | None) -> int:
+    """Insert quarantine rows (source, entity, source_id, reason, payload, detail); a row already
+    quarantined with the same reason and payload is not added twice."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    table = pa.table({
+        "source": [r["source"] for r in rows], "entity": [r["entity"] for r in rows],
+        "source_id": [None if r.get("source_id") is None else str(r["source_id"]) for r in rows],
+        "reason": [r["reason"] for r in rows], "payload": [r["payload"] for r in rows],
+        "detail": [r.get("detail") for r in rows],
+    })
+    con.register("_quarantine_batch", table)
+    try:
+        con.execute(
+            """INSERT INTO audit.quarantine (source, entity, source_id, reason, payload, first_seen_at, run_id, detail, payload_hash)
+               SELECT q.source, q.entity, q.source_id, q.reason, q.payload, now(), ?, q.detail, hash(q.payload)
+               FROM (SELECT DISTINCT * FROM _quarantine_batch) q
+               WHERE NOT EXISTS (SELECT 1 FROM audit.quarantine a WHERE a.source = q.source AND a.entity = q.entity
+                                 AND a.reason = q.reason AND a.payload_hash = hash(q.payload) AND a.payload = q.payload)""",
+            [run_id])
+    finally:
+        con.unregister("_quarantine_batch")
+    return len(rows)
+
+
+@dataclass
+class RawWriter:
+    """Buffers records of one source entity and merges them into its raw table.
+
+    ``pk_of(record)`` and ``stamp_of(record)`` extract the key and the modification time
+    (a datetime or None); ``deleted_of`` marks deleted rows. ``commit(cursor)`` merges the buffer
+    and stores the cursor in one transaction.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    source: str
+    entity: str
+    run_id: str | None
+    pk_of: Callable[[dict], Any]
+    stamp_of: Callable[[dict], datetime | None]
+    deleted_of: Callable[[dict], bool] | None = None
+    flush_rows: int = 5000
+    counts: MergeCounts = field(default_factory=MergeCounts)
+    _pk: list = field(default_factory=list)
+    _stamp: list = field(default_factory=list)
+    _payload: list = field(default_factory=list)
+    _deleted: list = field(default_factory=list)
+    _quarantine: list = field(default_factory=list)
+    _ord: int = 0
+
+    def __post_init__(self) -> None:
+        self.table = raw_table(self.source, self.entity)
+        self.con.execute(RAW_DDL.format(table=self.table))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pk) + len(self._quarantine)
+
+    def add(self, records: Iterable[dict]) -> None:
+        for rec in records:
+            payload = orjson.dumps(rec).decode()
+            self.counts.fetched += 1
+            pk = self.pk_of(rec)
+            if pk is None or pk == "":
+                self._quarantine.append({"source": self.source, "entity": self.entity, "source_id": None,
+                                         "reason": "missing_primary_key", "payload": payload})
+                continue
+            try:
+                stamp = self.stamp_of(rec)
+            except (ValueError, TypeError, OverflowError):
+                stamp = None  # staging quarantines unparseable stamps; the row is kept here
+            self._pk.append(str(pk))
+            self._stamp.append(stamp)
+            self._payload.append(payload)
+            self._deleted.append(bool(self.deleted_of(rec)) if self.deleted_of else False)
+            self._ord += 1
+
+    def commit(self, cursor: Cursor | None) -> MergeCounts:
+        """Merge the buffered rows and advance the cursor atomically; returns this commit's counts."""
+        counts = MergeCounts()
+        batch = pa.table([self._pk, self._stamp, self._payload, self._deleted,
+                          list(range(self._ord - len(self._pk), self._ord))], schema=BATCH_SCHEMA)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            if batch.num_rows:
+                counts = self._merge(batch)
+            counts.quarantined = quarantine_rows(self.con, self._quarantine, self.run_id)
+            if cursor is not None:
+                write_cursor(self.con, self.source, self.entity, cursor, self.run_id)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.counts.new += counts.new
+        self.counts.updated += counts.updated
+        self.counts.unchanged += counts.unchanged
+        self.counts.quarantined += counts.quarantined
+        self._pk, self._stamp, self._payload, self._deleted, self._quarantine = [], [], [], [], []
+        return counts
+
+    def _merge(self, batch: pa.Table) -> MergeCounts:
+        con, table = self.con, self.table
+        con.register("_raw_batch", batch)
+        try:
+            con.execute("""CREATE OR REPLACE TEMP TABLE _raw_dedup AS
+                           SELECT pk, stamp, payload, hash(payload) AS payload_hash, is_deleted FROM _raw_batch
+                           QUALIFY row_number() OVER (PARTITION BY pk ORDER BY stamp DESC NULLS LAST, ord DESC) = 1""")
+        finally:
+            con.unregister("_raw_batch")
+        new, updated, total = con.execute(f"""
+            SELECT count(*) FILTER (WHERE r.pk IS NULL),
+                   count(*) FILTER (WHERE r.pk IS NOT NULL AND r.payload_hash <> b.payload_hash
+                                    AND (b.stamp >= r.stamp OR r.stamp IS NULL OR b.stamp IS NULL)),
+                   count(*)
+            FROM _raw_dedup b LEFT JOIN {table} r USING (pk)""").fetchone()
+        con.execute(f"""
+            INSERT INTO {table} (pk, stamp, payload, payload_hash, is_deleted, first_seen_at, loaded_at, load_seq, run_id)
+            SELECT pk, stamp, payload, payload_hash, is_deleted, now(), now(), nextval('raw.load_seq'), ?
+            FROM _raw_dedup
+            ON CONFLICT (pk) DO UPDATE SET stamp = excluded.stamp, payload = excluded.payload,
+                payload_hash = excluded.payload_hash, is_deleted = excluded.is_deleted,
+                loaded_at = excluded.loaded_at, load_seq = excluded.load_seq, run_id = excluded.run_id
+            WHERE {table}.payload_hash <> excluded.payload_hash
+              AND (excluded.stamp >= {table}.stamp OR {table}.stamp IS NULL OR excluded.stamp IS NULL)""",
+                    [self.run_id])
+        con.execute("DROP TABLE _raw_dedup")
+        return MergeCounts(new=new, updated=updated, unchanged=total - new - updated)
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
