@@ -58,6 +58,21 @@ class SourceInstance(BaseModel):
         return self.env_prefix or DEFAULT_ENV_PREFIX[self.type]
 
 
+class FriendbuyInstance(BaseModel):
+    """A Friendbuy account read as a source (analytics exports)."""
+
+    id: str
+    env_prefix: str = "FRIENDBUY"
+    campaign_ids: list[str] = Field(default_factory=list)
+    type: str = "friendbuy"
+    page_size: int | None = None
+    overlap_seconds: int = 3600
+
+    @property
+    def prefix(self) -> str:
+        return self.env_prefix
+
+
 class MarketMatch(BaseModel):
     """Which orders belong to a market: a source instance, optionally narrowed by currency or store."""
 
@@ -125,6 +140,16 @@ class Programs(BaseModel):
             overrides = {k: getattr(m, k) for k in Rules.model_fields if getattr(m, k, None) is not None}
             m.rules = self.defaults.model_copy(update=overrides)
         return self
+
+    def friendbuy_instances(self) -> list["FriendbuyInstance"]:
+        """One Friendbuy account per distinct env prefix among the markets (id ``fb``, or
+        ``fb_<prefix>`` for a second account)."""
+        by_prefix: dict[str, list[str]] = {}
+        for m in self.markets:
+            if m.friendbuy:
+                by_prefix.setdefault(m.friendbuy.env_prefix, []).append(m.friendbuy.campaign_id)
+        return [FriendbuyInstance(id="fb" if prefix == "FRIENDBUY" else f"fb_{prefix.lower()}", env_prefix=prefix,
+                                  campaign_ids=campaigns) for prefix, campaigns in by_prefix.items()]
 
     def source(self, source_id: str) -> SourceInstance:
         for s in self.sources:

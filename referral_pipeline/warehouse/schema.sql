@@ -70,3 +70,21 @@ CREATE TABLE IF NOT EXISTS ops.runs (
     finished_at TIMESTAMPTZ,
     status      VARCHAR
 );
+
+CREATE TABLE IF NOT EXISTS ops.extract_log (
+    run_id        VARCHAR,
+    source        VARCHAR NOT NULL,
+    entity        VARCHAR NOT NULL,
+    fetched       BIGINT,
+    new           BIGINT,
+    updated       BIGINT,
+    unchanged     BIGINT,
+    quarantined   BIGINT,
+    pages         BIGINT,
+    requests      BIGINT,
+    retries       BIGINT,
+    cursor_before VARCHAR,
+    cursor_after  VARCHAR,
+    seconds       DOUBLE,
+    "at"          TIMESTAMPTZ NOT NULL
+);

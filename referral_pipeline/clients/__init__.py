@@ -1,0 +1,1 @@
+"""One client module per external system, each built on the shared HTTP layer (``referral_pipeline.http``)."""

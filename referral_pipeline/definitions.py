@@ -1,0 +1,47 @@
+"""The Dagster code location: ``referral_pipeline.definitions:defs``.
+
+Source instances come from the programs file (``REFERRAL_CONFIG``, default
+``data/programs.yaml``); every instance gets an API resource ``api_<id>`` built from its env-var
+prefix, one extraction asset per entity, and feeds the staging assets.
+"""
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from .assets.extract import build_extract_asset, raw_key
+from .assets.staging import build_staging_assets
+from .config.programs import load_programs
+from .jobs import build_jobs, build_schedules
+from .resources import config_path, settings_resource, warehouse_resource
+from .sources import plugin
+
+
+def source_instances(programs):
+    for instance in programs.sources:
+        yield plugin(instance.type), instance
+    for instance in programs.friendbuy_instances():
+        yield plugin("friendbuy"), instance
+
+
+def build_definitions(programs_path: str | None = None) -> Definitions:
+    programs = load_programs(programs_path or config_path())
+    assets, resources, specs, nightly_only = [], {}, [], []
+    for source_plugin, instance in source_instances(programs):
+        resources[f"api_{instance.id}"] = source_plugin.make_resource(instance.prefix)
+        for entity in source_plugin.entities:
+            assets.append(build_extract_asset(source_plugin, instance, entity))
+            if entity.nightly_only:
+                nightly_only.append(raw_key(instance.id, entity.entity))
+        specs.extend((spec, instance.id) for spec in source_plugin.staging_specs(instance.id))
+    assets.extend(build_staging_assets(specs))
+    hourly, nightly = build_jobs(nightly_only)
+    return Definitions(
+        assets=assets,
+        jobs=[hourly, nightly],
+        schedules=build_schedules(hourly, nightly),
+        resources={"duckdb": warehouse_resource(), "settings": settings_resource(), **resources},
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Set-based DuckDB transforms: staging (normalization), identity, referrals, rewards, reports."""

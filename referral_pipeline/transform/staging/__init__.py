@@ -1,0 +1,1 @@
+"""Staging: raw source rows -> canonical typed tables, with bad rows routed to ``audit.quarantine``."""
