@@ -24,8 +24,12 @@ CREATE TABLE IF NOT EXISTS audit.quarantine (
     first_seen_at TIMESTAMPTZ NOT NULL,
     run_id        VARCHAR,
     detail        VARCHAR,
-    payload_hash  UBIGINT NOT NULL
+    payload_hash  UBIGINT NOT NULL,
+    resolved_at   TIMESTAMPTZ       -- set when a later version of the record was staged or re-quarantined
 );
+
+CREATE OR REPLACE VIEW audit.quarantine_current AS
+SELECT * FROM audit.quarantine WHERE resolved_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS ops.sync_state (
     destination     VARCHAR NOT NULL,

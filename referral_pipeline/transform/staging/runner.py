@@ -108,12 +108,7 @@ def run_staging(con: duckdb.DuckDBPyConnection, spec: StagingSpec, run_id: str |
         con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM staged WHERE quarantine_reason IS NULL "
                     f"QUALIFY row_number() OVER (PARTITION BY {spec.key} ORDER BY load_seq DESC) = 1")
         staged = con.execute("SELECT count(*) FROM staged WHERE quarantine_reason IS NULL").fetchone()[0]
-        con.execute("""INSERT INTO audit.quarantine (source, entity, source_id, reason, payload, first_seen_at, run_id, detail, payload_hash)
-                       SELECT ?, ?, s.source_id, s.quarantine_reason, s.raw_payload, now(), ?, s.quarantine_detail, hash(s.raw_payload)
-                       FROM staged s WHERE s.quarantine_reason IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = ? AND q.entity = ?
-                                       AND q.reason = s.quarantine_reason AND q.payload_hash = hash(s.raw_payload))""",
-                    [spec.source, spec.entity, run_id, spec.source, spec.entity])
+        _update_quarantine(con, spec, run_id)
         reasons = dict(con.execute("SELECT quarantine_reason, count(*) FROM staged WHERE quarantine_reason IS NOT NULL "
                                    "GROUP BY 1 ORDER BY 1").fetchall())
         if max_seq is not None:
@@ -126,3 +121,20 @@ def run_staging(con: duckdb.DuckDBPyConnection, spec: StagingSpec, run_id: str |
         con.execute("ROLLBACK")
         raise
     return StagingResult(spec.name, processed, staged, sum(reasons.values()), reasons)
+
+
+def _update_quarantine(con: duckdb.DuckDBPyConnection, spec: StagingSpec, run_id: str | None) -> None:
+    """Resolve quarantine rows superseded by a newer version of their record, then add the new bad rows."""
+    con.execute("""UPDATE audit.quarantine q SET resolved_at = now()
+                   WHERE q.source = ? AND q.entity = ? AND q.resolved_at IS NULL
+                     AND q.source_id IN (SELECT CAST(source_id AS VARCHAR) FROM staged)
+                     AND NOT EXISTS (SELECT 1 FROM staged s WHERE CAST(s.source_id AS VARCHAR) = q.source_id
+                                     AND s.quarantine_reason = q.reason AND hash(s.raw_payload) = q.payload_hash)""",
+                [spec.source, spec.entity])
+    con.execute("""INSERT INTO audit.quarantine (source, entity, source_id, reason, payload, first_seen_at, run_id, detail, payload_hash)
+                   SELECT ?, ?, CAST(s.source_id AS VARCHAR), s.quarantine_reason, s.raw_payload, now(), ?, s.quarantine_detail,
+                          hash(s.raw_payload)
+                   FROM staged s WHERE s.quarantine_reason IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = ? AND q.entity = ? AND q.resolved_at IS NULL
+                                   AND q.reason = s.quarantine_reason AND q.payload_hash = hash(s.raw_payload))""",
+                [spec.source, spec.entity, run_id, spec.source, spec.entity])
