@@ -267,14 +267,19 @@ class Simulator:
                 spec = FaultSpec.model_validate(merged)
             except Exception as exc:  # pydantic ValidationError, bad JSON, wrong type
                 return json_response({"error": f"invalid fault spec: {exc}"}, 400)
-            self.faults.configure(spec)
             updates = {}
             for part in ("rate_limit", "options"):
                 if isinstance(body.get(part), dict):
                     updates[part] = {**getattr(self.config, part), **body[part]}
+            previous = self.config
             self.config = self.config.model_copy(update={"faults": spec, **updates})
             if updates:
-                self.apply_config()
+                try:
+                    self.apply_config()
+                except (ValueError, TypeError, KeyError) as exc:
+                    self.config = previous
+                    return json_response({"error": f"invalid rate_limit/options: {exc}"}, 400)
+            self.faults.configure(spec)
         return json_response({"faults": self.faults.spec.model_dump(), "rate_limit": self.config.rate_limit,
                               "options": self.config.options, "injected": self.faults.injected})
 
