@@ -155,3 +155,11 @@ def test_stamp_index_keyset_order():
     assert [r["id"] for r in coll.iter_by_stamp(to_micros(t), inclusive=False)] == ["d"]
     coll.put({"id": "a", "modifiedAt": fmt_iso_millis_z(utcnow())})
     assert [r["id"] for r in coll.iter_by_stamp()] == ["b", "c", "d", "a"]
+
+
+def test_invalid_unicode_is_loaded_and_served_as_planted(tmp_path):
+    root = write_fixture(tmp_path, ['{"id": "a", "name": "bad \\ud800 text"}'])
+    with serve_in_thread(ToySimulator(data_root=root)) as sim:
+        r = requests.get(f"{sim.base_url}/api/things/a")
+        assert r.status_code == 200 and b'"bad \\ud800 text"' in r.content
+        assert r.json()["name"] == "bad \ud800 text"

@@ -85,7 +85,7 @@ def serve():
 # ---- authentication ----------------------------------------------------------------------------
 def test_authorization_issues_20_minute_tokens(serve):
     sim, api = serve()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(timezone.utc).replace(microsecond=0)  # expires is rendered to the millisecond
     r = api.authorize()
     assert r.status_code == 200 and set(r.json()) == {"tokenType", "token", "expires"}
     body = r.json()

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import orjson
-
+from .jsonio import loads
 from .store import CollectionSpec
 
 
@@ -33,8 +32,8 @@ def read_jsonl(path: Path, key: str | None = None, auto_key: str | None = None) 
         if not line.strip():
             continue
         try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            rec = loads(line)
+        except ValueError as exc:
             raise FixtureError(path, lineno, f"not valid JSON: {exc}") from None
         if not isinstance(rec, dict):
             raise FixtureError(path, lineno, f"expected a JSON object, got {type(rec).__name__}")

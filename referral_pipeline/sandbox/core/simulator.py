@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +30,7 @@ from starlette.routing import BaseRoute, Match, Route
 from . import stamps
 from .config import FaultSpec, SystemConfig
 from .faults import FaultInjector
+from .jsonio import dumps, loads
 from .fixtures import read_system_fixtures
 from .store import Collection, CollectionSpec
 
@@ -39,8 +39,8 @@ log = logging.getLogger("referral_pipeline.sandbox")
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None,
                   media_type: str = "application/json") -> Response:
-    """A JSON response encoded with orjson (fast, handles datetimes)."""
-    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+    """A JSON response (orjson; standard-library fallback for text orjson refuses)."""
+    return Response(dumps(data), status_code=status,
                     headers=headers, media_type=media_type)
 
 
@@ -147,8 +147,8 @@ class Simulator:
         path = self.state_path()
         if path and path.exists():
             try:
-                state = orjson.loads(path.read_bytes())
-            except (OSError, orjson.JSONDecodeError) as exc:
+                state = loads(path.read_bytes())
+            except (OSError, ValueError) as exc:
                 log.warning("%s: ignoring unreadable state file %s (%s)", self.name, path, exc)
             else:
                 if state.get("_meta", {}).get("source_id") == self.source_id:
@@ -185,7 +185,7 @@ class Simulator:
         body = self.state()
         body["_meta"] = {"source_id": self.source_id, "saved_at": stamps.fmt_iso_millis_z(self.now()), "sim": self.meta}
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
+        tmp.write_bytes(dumps(body))
         os.replace(tmp, path)
         return path
 
@@ -241,10 +241,10 @@ class Simulator:
 
     async def _admin_records(self, request: Request) -> Response:
         try:
-            body = orjson.loads(await request.body())
+            body = loads(await request.body())
             collection = body["collection"]
             records = body["records"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return json_response({"error": 'expected {"collection": "...", "records": [...]}'}, 400)
         if collection not in self.collections:
             return json_response({"error": f"unknown collection {collection!r}",
@@ -260,7 +260,7 @@ class Simulator:
     async def _admin_faults(self, request: Request) -> Response:
         if request.method == "POST":
             try:
-                body = orjson.loads(await request.body() or b"{}")
+                body = loads(await request.body() or b"{}")
                 faults = body.get("faults", body) if isinstance(body, dict) else None
                 merged = {**self.faults.spec.model_dump(), **{k: v for k, v in faults.items()
                                                               if k not in ("rate_limit", "options")}}

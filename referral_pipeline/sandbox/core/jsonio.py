@@ -1,0 +1,26 @@
+"""JSON encoding for the simulators: orjson for speed, the standard library as a fallback.
+
+Fixtures may plant text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``), as
+real systems sometimes return. orjson refuses such strings; the standard library reads them and
+writes them back as ``\\udXXX`` escapes, so they are served exactly as planted.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError: lone surrogates and other text orjson refuses
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # raises json.JSONDecodeError (a ValueError) when really invalid
