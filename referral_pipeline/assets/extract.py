@@ -1,6 +1,4 @@
 """Extraction assets (group ``extract``): one per source instance and entity, ``raw/<source>/<entity>``."""
-from __future__ import annotations
-
 from datetime import datetime, timedelta, timezone
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue, asset

@@ -1,6 +1,4 @@
 """Staging assets (group ``staging``): one per canonical table, fed by every source that maps into it."""
-from __future__ import annotations
-
 from collections import defaultdict
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue, asset
@@ -48,7 +46,7 @@ def _staging_asset(target: str, items: list[tuple[StagingSpec, str]]) -> AssetsD
             ensure_staging_schema(con, programs)
             for spec, _ in items:
                 results.append(run_staging(con, spec, context.run_id, rebuild=config.rebuild))
-            rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+            rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]  # fetchone leaves the result open
             preview = con.sql(f"SELECT * FROM {target} ORDER BY load_seq DESC LIMIT 5").df()
         metadata = {r.name: MetadataValue.json(r.as_metadata()) for r in results}
         return MaterializeResult(metadata={
