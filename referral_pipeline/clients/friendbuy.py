@@ -1,0 +1,201 @@
+"""Friendbuy Merchant API (MAPI) client and its Dagster resource.
+
+``FriendbuyClient`` is built on the shared ``ApiClient`` (retries, rate limit, stats): it trades
+the MAPI key and secret for a 20-minute bearer token (``POST /v1/authorization``), keeps it in a
+``BearerToken`` that is refreshed shortly before ``expires`` and once after a 401, and reads the
+``/v1/analytics/<report>`` exports page by page (``pageToken``/``pageSize``, no ``nextPageToken``
+on the last page). The push side (``/v1/customer``, ``/v1/event/*``) will be added here as more
+methods on the same client, sharing the token, the session and the stats.
+
+``FriendbuyResource.from_env_prefix("FRIENDBUY")`` reads ``FRIENDBUY_MAPI_KEY``,
+``FRIENDBUY_MAPI_SECRET`` and ``FRIENDBUY_MAPI_URL`` (default ``https://mapi.fbot.me``) through
+``dagster.EnvVar``, so secrets never appear in code, config or run metadata.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping
+
+import orjson
+from dagster import ConfigurableResource, EnvVar
+
+from ..http.client import ApiClient, ApiError, BearerToken, RequestStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://mapi.fbot.me"
+TOKEN_TTL_FALLBACK_SECONDS = 1200.0   # documented lifetime, used when ``expires`` is unreadable
+TOKEN_REFRESH_MARGIN_SECONDS = 60.0   # refresh this long before expiry (at most 10% of the lifetime)
+MAX_PAGE_SIZE = 1000                  # largest pageSize we ask for (configurable per instance)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class FriendbuyError(Exception):
+    """A Friendbuy answer the pipeline cannot use (bad credentials, unexpected body)."""
+
+
+@dataclass(frozen=True)
+class AnalyticsPage:
+    """One page of an analytics export."""
+
+    results: list[dict]
+    next_page_token: str | None
+    total_results: int | None
+
+
+def decode_json(content: bytes) -> Any:
+    """Parse a response body. orjson first (fast); bodies it refuses (lone surrogate escapes,
+    ``NaN`` literals) are parsed leniently and made storable: lone surrogates become U+FFFD and
+    non-finite numbers become their text, so staging quarantines them instead of the run failing."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _storable(json.loads(content))
+    except ValueError as exc:
+        raise FriendbuyError(f"response is not JSON: {content[:200]!r}") from exc
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
+
+
+def seconds_until(expires: Any, now: datetime | None = None) -> float:
+    """Seconds from ``now`` until an ISO-8601 ``expires`` stamp (the documented lifetime if unreadable)."""
+    try:
+        when = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+    except ValueError:
+        return TOKEN_TTL_FALLBACK_SECONDS
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def usable_lifetime(ttl: float) -> float:
+    """The part of a token's lifetime we use: refresh a minute early, or 10% early for short tokens."""
+    return max(0.0, ttl - min(TOKEN_REFRESH_MARGIN_SECONDS, ttl * 0.1))
+
+
+class FriendbuyClient:
+    """One Friendbuy merchant account: token handling plus typed calls on the shared HTTP layer."""
+
+    def __init__(self, base_url: str, key: str, secret: str, *, timeout: float | tuple[float, float] = (5.0, 60.0),
+                 max_attempts: int = 6, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+                 rate_limit_per_second: float | None = None, sleep: Callable[[float], None] = time.sleep):
+        if not key or not secret:
+            raise FriendbuyError("Friendbuy MAPI key and secret are required")
+        self._key, self._secret = key, secret
+        options = dict(timeout=timeout, max_attempts=max_attempts, backoff_base=backoff_base,
+                       backoff_cap=backoff_cap, default_headers={"Accept": "application/json"}, name="friendbuy",
+                       sleep=sleep)
+        self.api = ApiClient(base_url, rate_limit_per_second=rate_limit_per_second, **options)
+        # Token requests go through a second client without auth (a token fetch must not need a
+        # token) that shares the session, the rate limiter and the stats of the main one.
+        self._auth_api = ApiClient(base_url, session=self.api.session, **options)
+        self._auth_api.limiter, self._auth_api.stats = self.api.limiter, self.api.stats
+        self.api.auth = BearerToken(self._fetch_token, scheme="Bearer", margin_seconds=0)
+        self._page_size_refused = False
+
+    @property
+    def stats(self) -> RequestStats:
+        return self.api.stats
+
+    def _fetch_token(self) -> tuple[str, float]:
+        try:
+            response = self._auth_api.request("POST", "/v1/authorization", idempotent=True,
+                                              json={"key": self._key, "secret": self._secret})
+        except ApiError as exc:
+            raise FriendbuyError(f"Friendbuy MAPI authorization failed with HTTP {exc.status}: "
+                                 f"{exc.body[:300]} (check the MAPI key and secret)") from None
+        body = decode_json(response.content)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not token:
+            raise FriendbuyError("Friendbuy MAPI authorization did not return a token")
+        return str(token), usable_lifetime(seconds_until(body.get("expires")))
+
+    # ---- analytics (read) ------------------------------------------------------------------------
+    def analytics_page(self, report: str, *, from_date: str | None = None, to_date: str | None = None,
+                       page_size: int | None = None, page_token: str | None = None,
+                       filters: Mapping[str, str] | None = None) -> AnalyticsPage:
+        """One page of ``/v1/analytics/<report>``: the first from a window, later ones from a token
+        (which fixes window, size and filters, so nothing else is sent with it)."""
+        if page_token:
+            params: dict[str, Any] = {"pageToken": page_token}
+        else:
+            params = {"fromDate": from_date, "toDate": to_date, **(filters or {})}
+            if page_size:
+                params["pageSize"] = str(page_size)
+        response = self.api.request("GET", f"/v1/analytics/{report}", params=params)
+        body = decode_json(response.content)
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list) \
+                or not all(isinstance(row, dict) for row in body["results"]):
+            raise FriendbuyError(f"unexpected analytics body from {report}: {response.text[:200]}")
+        return AnalyticsPage(body["results"], body.get("nextPageToken") or None, body.get("totalResults"))
+
+    def iter_analytics(self, report: str, from_date: str, to_date: str, page_size: int | None = None,
+                       filters: Mapping[str, str] | None = None) -> Iterator[AnalyticsPage]:
+        """Every page of a window ``[from_date, to_date)``, one request per page."""
+        page = self._first_page(report, from_date, to_date, page_size, filters)
+        yield page
+        while page.next_page_token:
+            page = self.analytics_page(report, page_token=page.next_page_token)
+            yield page
+
+    def _first_page(self, report: str, from_date: str, to_date: str, page_size: int | None,
+                    filters: Mapping[str, str] | None) -> AnalyticsPage:
+        """The window's first page. MAPI documents no maximum ``pageSize``: if the account refuses
+        ours (422 naming ``pageSize``), fall back to the server's default for this client's life."""
+        size = None if self._page_size_refused else page_size
+        try:
+            return self.analytics_page(report, from_date=from_date, to_date=to_date, page_size=size, filters=filters)
+        except ApiError as exc:
+            if size is None or exc.status != 422 or "pageSize" not in exc.body:
+                raise
+        log.warning("friendbuy: pageSize %s refused by %s; using the server's default page size", size, report)
+        self._page_size_refused = True
+        return self.analytics_page(report, from_date=from_date, to_date=to_date, filters=filters)
+
+
+class FriendbuyResource(ConfigurableResource):
+    """Credentials and HTTP policy of one Friendbuy account; ``client()`` gives a ``FriendbuyClient``."""
+
+    mapi_key: str = ""
+    mapi_secret: str = ""
+    mapi_url: str = DEFAULT_URL
+    env_prefix: str = "FRIENDBUY"
+    timeout_seconds: float = 60.0
+    max_attempts: int = 6
+    rate_limit_per_second: float | None = None
+
+    @classmethod
+    def from_env_prefix(cls, prefix: str = "FRIENDBUY") -> "FriendbuyResource":
+        """Resource reading ``<PREFIX>_MAPI_KEY``/``_MAPI_SECRET``/``_MAPI_URL`` at run time. Only the
+        variables set now are bound, so definitions load on a machine without them."""
+        fields = {"mapi_key": "MAPI_KEY", "mapi_secret": "MAPI_SECRET", "mapi_url": "MAPI_URL"}
+        bound = {name: EnvVar(f"{prefix}_{suffix}") for name, suffix in fields.items()
+                 if os.environ.get(f"{prefix}_{suffix}")}
+        return cls(env_prefix=prefix, **bound)
+
+    def client(self) -> FriendbuyClient:
+        if not self.mapi_key or not self.mapi_secret:
+            raise FriendbuyError(f"Friendbuy credentials missing: set {self.env_prefix}_MAPI_KEY and "
+                                 f"{self.env_prefix}_MAPI_SECRET (and {self.env_prefix}_MAPI_URL for a sandbox)")
+        return FriendbuyClient(self.mapi_url or DEFAULT_URL, self.mapi_key, self.mapi_secret,
+                               timeout=(5.0, self.timeout_seconds), max_attempts=self.max_attempts,
+                               rate_limit_per_second=self.rate_limit_per_second)
