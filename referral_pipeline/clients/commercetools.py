@@ -1,0 +1,237 @@
+"""commercetools Composable Commerce client on the shared HTTP layer, and its Dagster resource.
+
+``CommercetoolsClient`` gets an OAuth2 client-credentials token from ``<auth_url>/oauth/token``
+(HTTP Basic, optional space-separated ``scope``) and keeps it in a ``BearerToken``, so a 401 on
+the API fetches a new one once. Every call goes through ``ApiClient`` (retries on 429/5xx,
+dropped connections and timeouts, ``Retry-After``). ``iter_modified`` reads a resource in
+``(lastModifiedAt, id)`` order with keyset paging — the predicate
+``lastModifiedAt > "X" or (lastModifiedAt = "X" and id > "Y")`` — so it never needs an
+``offset`` (the API refuses offsets past 10,000), and asks for ``withTotal=false``.
+
+``CommercetoolsResource.from_env_prefix("CTP")`` reads ``CTP_PROJECT_KEY``, ``CTP_CLIENT_ID``,
+``CTP_CLIENT_SECRET``, ``CTP_SCOPES`` (comma or space separated, as the SDK reads it),
+``CTP_AUTH_URL`` and ``CTP_API_URL`` through ``dagster.EnvVar`` (contracts §2).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+from urllib.parse import quote, urlsplit
+
+import orjson
+import requests
+from dagster import ConfigurableResource, EnvVar
+
+from ..http.client import ApiClient, ApiError, BearerToken
+
+DEFAULT_AUTH_URL = "https://auth.europe-west1.gcp.commercetools.com"
+DEFAULT_API_URL = "https://api.europe-west1.gcp.commercetools.com"
+MAX_LIMIT = 500          # the API's maximum page size
+MAX_OFFSET = 10_000      # the API refuses larger offsets
+STAMP = "lastModifiedAt"
+ENV_SUFFIXES = {"project_key": "PROJECT_KEY", "client_id": "CLIENT_ID", "client_secret": "CLIENT_SECRET",
+                "scopes": "SCOPES", "auth_url": "AUTH_URL", "api_url": "API_URL"}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class CommercetoolsConfigError(ValueError):
+    """Credentials are missing (the message names the environment variables to set)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    project_key: str
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...] = ()
+    auth_url: str = DEFAULT_AUTH_URL
+    api_url: str = DEFAULT_API_URL
+
+
+def split_scopes(raw: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``CTP_SCOPES`` is comma separated for the SDK; the token endpoint wants spaces. Accept both."""
+    if not raw:
+        return ()
+    text = raw if isinstance(raw, str) else " ".join(raw)
+    return tuple(s for s in re.split(r"[,\s]+", text) if s)
+
+
+def token_url(auth_url: str) -> str:
+    """``<auth_url>/oauth/token`` unless the URL already names a path (the SDK's rule)."""
+    if urlsplit(auth_url).path.strip("/"):
+        return auth_url
+    return auth_url.rstrip("/") + "/oauth/token"
+
+
+def format_stamp(value: datetime) -> str:
+    """A commercetools date-time literal: ``2024-01-01T00:00:00.000Z`` (truncated to ms, so a
+    lower bound never skips a record)."""
+    dt = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_stamp(value: Any) -> datetime | None:
+    """An API date-time as an aware UTC datetime; None when absent; ValueError when unparseable."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not a date-time: {value!r}")
+    dt = datetime.fromisoformat(value.strip())
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def literal(text: str) -> str:
+    """A quoted predicate string literal (``"`` and ``\\`` escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def keyset_predicate(stamp: str, record_id: str) -> str:
+    s = literal(stamp)
+    return f"{STAMP} > {s} or ({STAMP} = {s} and id > {literal(record_id)})"
+
+
+def parse_body(content: bytes) -> Any:
+    """JSON body via orjson; a body with lone surrogate escapes (invalid Unicode) is parsed by the
+    standard library and each lone surrogate becomes U+FFFD, which staging flags as ``invalid_text``
+    (orjson could not write it into the raw table otherwise)."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _scrub(json.loads(content))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+class CommercetoolsClient:
+    """One commercetools project: token handling and the query endpoints."""
+
+    def __init__(self, credentials: Credentials, *, session: requests.Session | None = None,
+                 timeout: float | tuple[float, float] = (5.0, 60.0), max_attempts: int = 6,
+                 backoff_base: float = 0.5, backoff_cap: float = 30.0, max_wait: float = 120.0,
+                 rate_limit_per_second: float | None = None):
+        self.credentials = credentials
+        session = session or requests.Session()
+        policy = dict(session=session, timeout=timeout, max_attempts=max_attempts, backoff_base=backoff_base,
+                      backoff_cap=backoff_cap, max_wait=max_wait)
+        self.auth_api = ApiClient(credentials.auth_url, name="commercetools-auth", **policy)
+        self.token = BearerToken(self._fetch_token)
+        base = f"{credentials.api_url.rstrip('/')}/{quote(credentials.project_key, safe='')}"
+        self.api = ApiClient(base, auth=self.token, name="commercetools", rate_limit_per_second=rate_limit_per_second,
+                             burst=max(1.0, rate_limit_per_second or 1.0), **policy)
+
+    # -- auth ------------------------------------------------------------------------------------
+    def _fetch_token(self) -> tuple[str, float]:
+        c = self.credentials
+        basic = base64.b64encode(f"{c.client_id}:{c.client_secret}".encode()).decode()
+        form = {"grant_type": "client_credentials", **({"scope": " ".join(c.scopes)} if c.scopes else {})}
+        try:
+            response = self.auth_api.request("POST", token_url(c.auth_url), data=form, idempotent=True,
+                                             headers={"Authorization": f"Basic {basic}"})
+        except ApiError as exc:
+            raise ApiError(exc.method, exc.url, exc.status, exc.body,
+                           f"commercetools token request failed ({exc.status}): {exc.body[:300]}") from None
+        body = parse_body(response.content)
+        return body["access_token"], float(body.get("expires_in") or 3600)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def query(self, resource: str, *, where: Sequence[str] = (), sort: Sequence[str] = (), limit: int = MAX_LIMIT,
+              offset: int = 0, expand: Sequence[str] = ()) -> dict:
+        """One ``GET /{projectKey}/<resource>`` page (``withTotal=false``)."""
+        if not 0 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
+        params = ([("where", w) for w in where] + [("sort", s) for s in sort]
+                  + [("limit", str(limit)), ("withTotal", "false")]
+                  + ([("offset", str(offset))] if offset else []) + [("expand", e) for e in expand])
+        return parse_body(self.api.request("GET", resource, params=params).content)
+
+    def iter_modified(self, resource: str, *, since: datetime | None = None, since_id: str | None = None,
+                      until: datetime | None = None, page_size: int = MAX_LIMIT,
+                      expand: Sequence[str] = ()) -> Iterator[list[dict]]:
+        """Pages of records with ``(lastModifiedAt, id)`` after ``(since, since_id)`` — or
+        ``lastModifiedAt >= since`` without an id — and before ``until``, oldest first.
+
+        Keyset paging: each next page starts after the last record of the previous one. Records
+        whose stamp cannot be parsed sort first on the server; until a parseable stamp is seen the
+        pages are read by offset (at most 10,000 such records)."""
+        limit = max(1, min(page_size, MAX_LIMIT))
+        fixed = [f"{STAMP} < {literal(format_stamp(until))}"] if until else []
+        position = (format_stamp(since), since_id) if since is not None and since_id else None
+        lower = [f"{STAMP} >= {literal(format_stamp(since))}"] if since is not None and not since_id else []
+        offset = 0
+        while True:
+            where = fixed + ([keyset_predicate(*position)] if position else lower)
+            body = self.query(resource, where=where, sort=(f"{STAMP} asc", "id asc"), limit=limit,
+                              offset=offset, expand=expand)
+            records = body.get("results") or []
+            if records:
+                yield records
+            if len(records) < limit:
+                return
+            position, offset = _next_position(records, position, offset)
+
+
+def _next_position(records: list[dict], position: tuple[str, str] | None,
+                   offset: int) -> tuple[tuple[str, str] | None, int]:
+    """The keyset position after ``records`` (the last record with a parseable stamp and an id),
+    or, when the page has none, the same position and the offset advanced by one page."""
+    for rec in reversed(records):
+        try:
+            stamp = parse_stamp(rec.get(STAMP))
+        except (ValueError, TypeError):
+            continue
+        if stamp is not None and rec.get("id"):
+            new = (format_stamp(stamp), str(rec["id"]))
+            if position is not None and new <= position:
+                raise RuntimeError(f"commercetools keyset paging did not advance past {position}")
+            return new, 0
+    if offset + len(records) > MAX_OFFSET:
+        raise RuntimeError(f"more than {MAX_OFFSET} records without a parseable {STAMP}; cannot page further")
+    return position, offset + len(records)
+
+
+class CommercetoolsResource(ConfigurableResource):
+    """Credentials and HTTP policy of one commercetools project (an instance in the programs file)."""
+
+    project_key: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    scopes: str = ""
+    auth_url: str = DEFAULT_AUTH_URL
+    api_url: str = DEFAULT_API_URL
+    env_prefix: str = "CTP"
+    timeout_seconds: float = 60.0
+    max_attempts: int = 6
+    rate_limit_per_second: float | None = None
+
+    @classmethod
+    def from_env_prefix(cls, prefix: str) -> "CommercetoolsResource":
+        """EnvVar for each ``<prefix>_*`` variable that is set; defaults for the rest, so the
+        definitions load without credentials (``client()`` then says what is missing)."""
+        values: dict[str, Any] = {field: EnvVar(f"{prefix}_{suffix}") for field, suffix in ENV_SUFFIXES.items()
+                                  if os.environ.get(f"{prefix}_{suffix}")}
+        return cls(env_prefix=prefix, **values)
+
+    def credentials(self) -> Credentials:
+        missing = [f"{self.env_prefix}_{ENV_SUFFIXES[f]}" for f in ("project_key", "client_id", "client_secret")
+                   if not getattr(self, f)]
+        if missing:
+            raise CommercetoolsConfigError(f"commercetools credentials missing: set {', '.join(missing)}")
+        return Credentials(self.project_key, self.client_id, self.client_secret, split_scopes(self.scopes),
+                           self.auth_url or DEFAULT_AUTH_URL, self.api_url or DEFAULT_API_URL)
+
+    def client(self) -> CommercetoolsClient:
+        return CommercetoolsClient(self.credentials(), timeout=(5.0, self.timeout_seconds),
+                                   max_attempts=self.max_attempts, rate_limit_per_second=self.rate_limit_per_second)
