@@ -1,6 +1,6 @@
 """Benchmark of the sandbox (issue: simulators serve >= 20,000 records/s per system): the generated
 world at a scale (default medium) served by the BigCommerce and commercetools simulators in their own
-processes with rate limits off, paged through by a minimal client (requests + orjson, max page size).
+processes with rate limits off, paged through by a minimal client (requests + orjson with a lenient fallback, max page size).
 Prints records/s per system; the client's own parsing is included, so the server is at least this fast.
 
     .venv/bin/python bench/bench_sandbox.py [--scale medium] [--seed 1]
@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from referral_pipeline.runner import read_env_file  # noqa: E402
+from referral_pipeline.sandbox.core.jsonio import loads  # noqa: E402  (orjson, lenient for planted bad text)
 from referral_pipeline.sandbox.generator import ensure_generated  # noqa: E402
 from referral_pipeline.sandbox.testing import free_port_base  # noqa: E402
 
@@ -43,7 +43,7 @@ def page_bigcommerce(env: dict) -> tuple[int, int, float]:
         if r.status_code == 204:
             break
         r.raise_for_status()
-        records += len(orjson.loads(r.content))
+        records += len(loads(r.content))
         page += 1
     return records, requests_made, time.perf_counter() - started
 
@@ -65,7 +65,7 @@ def page_commercetools(env: dict) -> tuple[int, int, float]:
         r = session.get(url, params=params)
         requests_made += 1
         r.raise_for_status()
-        results = orjson.loads(r.content)["results"]
+        results = loads(r.content)["results"]
         if not results:
             break
         records += len(results)

@@ -149,8 +149,13 @@ class ApiClient:
                  backoff_base: float = 0.5, backoff_cap: float = 30.0, max_wait: float = 120.0,
                  rate_limit_per_second: float | None = None, burst: float | None = None,
                  default_headers: Mapping[str, str] | None = None, name: str = "api",
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 refused: Callable[[requests.Response], bool] | None = None):
         self.base_url = base_url.rstrip("/")
+        # ``refused(response)``: the API's own way of saying "not processed, try again later" with a
+        # status that is not transient in general (Salesforce: 403 REQUEST_LIMIT_EXCEEDED for the
+        # concurrent-request limit). Such responses are retried like a 429, for every method.
+        self.refused = refused
         self.auth = auth
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -214,6 +219,9 @@ class ApiClient:
         self.stats.by_status[response.status_code] += 1
         self._respect_quota(response)
         outcome = classify_status(response.status_code)
+        if outcome != "ok" and self.refused is not None and self.refused(response):
+            raise TransientError(method, url, response.status_code, response.text,
+                                 wait_hint=wait_hint_seconds(response.headers), headers=response.headers)
         if outcome == "auth" and self.auth is not None and not refreshed["done"]:
             refreshed["done"] = True
             self.stats.auth_refreshes += 1

@@ -14,6 +14,9 @@ from typing import Mapping
 RETRYABLE_STATUS = frozenset({408, 423, 429, 500, 502, 503, 504})
 AUTH_STATUS = frozenset({401})
 CONFLICT_STATUS = frozenset({409})
+# (requests left, time until the window resets, reset units per second)
+QUOTA_HEADERS = (("x-rate-limit-requests-left", "x-rate-limit-time-reset-ms", 1000.0),
+                 ("ratelimit-remaining", "ratelimit-reset", 1.0))
 
 
 def classify_status(status: int) -> str:
@@ -47,26 +50,31 @@ def wait_hint_seconds(headers: Mapping[str, str], now: float | None = None) -> f
                 return max(0.0, dt.timestamp() - (now if now is not None else time.time()))
             except (TypeError, ValueError):
                 pass
-    value = h.get("x-rate-limit-time-reset-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = h.get("ratelimit-reset")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
+    # quota headers (BigCommerce and Yotpo send them on every response): the time until the window
+    # resets is a wait hint only when the quota is used up or the response does not say what is
+    # left; a 5xx in a window with requests left backs off exponentially instead
+    for left_key, reset_key, scale in QUOTA_HEADERS:
+        value = h.get(reset_key)
+        if value and not _requests_left(h.get(left_key)):
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                pass
     return None
+
+
+def _requests_left(value: str | None) -> bool:
+    """True when a quota header reports requests left in the window (absent or unreadable: False)."""
+    try:
+        return value is not None and int(float(value)) > 0
+    except ValueError:
+        return False
 
 
 def quota_exhausted_wait(headers: Mapping[str, str]) -> float | None:
     """When a response says no requests are left in the window, how long until it resets."""
     h = _lower(headers)
-    for left_key, reset_key, scale in (("x-rate-limit-requests-left", "x-rate-limit-time-reset-ms", 1000.0),
-                                       ("ratelimit-remaining", "ratelimit-reset", 1.0)):
+    for left_key, reset_key, scale in QUOTA_HEADERS:
         left = h.get(left_key)
         if left is None:
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET":
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 DEFAULT_MAX_RECORDS = 50_000
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _job_error(status: int, code: str, message: str) -> SalesforceError:
@@ -259,7 +261,8 @@ class BulkApi:
                         job.column_delimiter, job.line_ending)
         headers = {"Sforce-NumberOfRecords": str(len(chunk)),
                    "Sforce-Locator": encode_locator(end) if end < len(job.rows) else "null"}
-        return Response(body.encode("utf-8"), 200, headers, media_type="text/csv")
+        # planted lone surrogates cannot be UTF-8 encoded: send U+FFFD, as a UTF-8 server would
+        return Response(LONE_SURROGATE.sub("\ufffd", body).encode("utf-8"), 200, headers, media_type="text/csv")
 
     # ---- ingest jobs --------------------------------------------------------------------------------------------
     def _ingest_job(self, request: Request) -> IngestJob:
