@@ -40,17 +40,19 @@ def order_items_sql() -> str:
 def staging_specs(source_id: str) -> list[StagingSpec]:
     params = {"source": source_id}
 
-    def spec(name: str, entity: str, target: str, key: str, sql: str) -> StagingSpec:
+    def spec(name: str, entity: str, target: str, key: str, sql: str, owner: bool = False) -> StagingSpec:
         # entity = the raw entity read; derived stages (order items) use their own row ids as
         # source_id, so the runner's quarantine bookkeeping never touches the orders' rows
         return StagingSpec(name=f"{source_id}.{name}", source=source_id, entity=entity,
                            raw=raw_table(source_id, entity), target=target, key=key, sql=sql,
-                           params=params, delete_scope="source = $source")
+                           params=params, delete_scope="source = $source",
+                           owner_column="order_key" if owner else None,
+                           owner_expr="CAST($source AS VARCHAR) || ':' || pk" if owner else None)
 
     return [
         spec("customers", "customers", "staging.customers", "customer_record_key", load_sql("bigcommerce_customers.sql")),
         spec("orders", "orders", "staging.orders", "order_key", load_sql("bigcommerce_orders.sql")),
-        spec("order_items", "orders", "staging.order_items", "order_item_key", order_items_sql()),
+        spec("order_items", "orders", "staging.order_items", "order_item_key", order_items_sql(), owner=True),
         spec("refunds", "refunds", "staging.refunds", "refund_key", load_sql("bigcommerce_refunds.sql")),
         spec("coupons", "coupons", "staging.coupons", "coupon_key", load_sql("bigcommerce_coupons.sql")),
     ]

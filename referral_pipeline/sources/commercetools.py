@@ -44,6 +44,10 @@ def with_inputs(inputs: dict[str, str], body: str) -> str:
     return merged if n else f"WITH {ctes}\n{body}"
 
 
+# the order key a raw order row owns: its derived items and refunds are replaced as a set
+ORDER_OWNER = "CAST($source AS VARCHAR) || ':' || pk"
+
+
 def staging_specs(source_id: str) -> list[StagingSpec]:
     spec = _spec_factory(source_id)
     orders = load_sql("commercetools_orders.sql")
@@ -51,9 +55,9 @@ def staging_specs(source_id: str) -> list[StagingSpec]:
         spec("customers", "customers", "staging.customers", "customer_record_key", load_sql("commercetools_customers.sql")),
         spec("orders", "orders", "staging.orders", "order_key", orders),
         spec("order_items", "orders", "staging.order_items", "order_item_key",
-             with_inputs({"ct_orders": orders}, load_sql("commercetools_order_items.sql"))),
+             with_inputs({"ct_orders": orders}, load_sql("commercetools_order_items.sql")), owner_column="order_key"),
         spec("refunds", "orders", "staging.refunds", "refund_key",
-             with_inputs({"ct_orders": orders}, load_sql("commercetools_refunds.sql"))),
+             with_inputs({"ct_orders": orders}, load_sql("commercetools_refunds.sql")), owner_column="order_key"),
         *_coupon_specs(source_id, spec),
     ]
 
@@ -64,10 +68,12 @@ def _spec_factory(source_id: str) -> Callable[..., StagingSpec]:
     ``entity`` is the raw entity read (the staging asset depends on its extraction asset). The
     derived stages use their own row ids as ``source_id``, so the runner's quarantine bookkeeping
     never touches the orders' or the codes' quarantine rows."""
-    def spec(name: str, entity: str, target: str, key: str, sql: str, delete_scope: str = SCOPE) -> StagingSpec:
+    def spec(name: str, entity: str, target: str, key: str, sql: str, delete_scope: str = SCOPE,
+             owner_column: str | None = None) -> StagingSpec:
         return StagingSpec(name=f"{source_id}.{name}", source=source_id, entity=entity,
                            raw=raw_table(source_id, entity), target=target, key=key, sql=sql,
-                           params={"source": source_id}, delete_scope=delete_scope)
+                           params={"source": source_id}, delete_scope=delete_scope,
+                           owner_column=owner_column, owner_expr=ORDER_OWNER if owner_column else None)
     return spec
 
 

@@ -25,12 +25,15 @@ REFUNDS_SQL = _sql("salesforce_refunds").replace("{orders_sql}", ORDERS_SQL)
 CUSTOMERS_SQL = _sql("salesforce_customers")
 ORDER_ITEMS_SQL = _sql("salesforce_order_items")
 
-# (stage, raw entity, target, key, sql)
+# (stage, raw entity, target, key, sql, owner column, owner expression over raw_delta): derived rows
+# are replaced as a set, so a refund or a deleted item that disappeared at the source leaves staging
 STAGES = (
-    ("customers", "contact", "staging.customers", "customer_record_key", CUSTOMERS_SQL),
-    ("orders", "order", "staging.orders", "order_key", ORDERS_SQL),
-    ("refunds", "order", "staging.refunds", "refund_key", REFUNDS_SQL),
-    ("order_items", "order_item", "staging.order_items", "order_item_key", ORDER_ITEMS_SQL),
+    ("customers", "contact", "staging.customers", "customer_record_key", CUSTOMERS_SQL, None, None),
+    ("orders", "order", "staging.orders", "order_key", ORDERS_SQL, None, None),
+    ("refunds", "order", "staging.refunds", "refund_key", REFUNDS_SQL, "order_key",
+     "CAST($source AS VARCHAR) || ':' || pk"),
+    ("order_items", "order_item", "staging.order_items", "order_item_key", ORDER_ITEMS_SQL, "order_item_key",
+     "CAST($source AS VARCHAR) || ':' || coalesce(CAST(payload AS JSON)->>'OrderId', '') || ':' || pk"),
 )
 
 
@@ -38,8 +41,9 @@ def staging_specs(instance_id: str) -> list[StagingSpec]:
     """The four Salesforce stages of one instance, each limited to this instance's rows."""
     return [StagingSpec(name=f"{instance_id}.{stage}", source=instance_id, entity=entity,
                         raw=f"raw.{instance_id}__{entity}", target=target, key=key, sql=sql,
-                        params={"source": instance_id}, delete_scope="source = $source")
-            for stage, entity, target, key, sql in STAGES]
+                        params={"source": instance_id}, delete_scope="source = $source",
+                        owner_column=owner_column, owner_expr=owner_expr)
+            for stage, entity, target, key, sql, owner_column, owner_expr in STAGES]
 
 
 PLUGIN = SourcePlugin(

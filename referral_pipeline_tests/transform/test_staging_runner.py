@@ -68,3 +68,23 @@ def test_incremental_staging_and_quarantine_lifecycle(con):
     # a full rebuild gives the same result
     run_staging(con, SPEC, "r4", rebuild=True)
     assert staged_keys(con) == ["x:b"] and len(current_quarantine(con)) == 2
+
+
+CHILD_SQL = """
+SELECT 'x:' || pk || ':' || CAST(u.line AS VARCHAR) AS order_item_key, 'x:' || pk AS order_key, 'x' AS source,
+       NULL AS sku, NULL AS name, 1 AS quantity, NULL AS unit_price, NULL AS total_price, NULL AS currency,
+       load_seq, pk AS source_id, payload AS raw_payload, NULL AS quarantine_reason, NULL AS quarantine_detail
+FROM raw_delta, unnest(CAST(CAST(payload AS JSON)->'lines' AS INTEGER[])) AS u(line)
+"""
+
+
+def test_derived_rows_are_replaced_as_a_set_by_their_owner(con):
+    spec = StagingSpec(name="x.lines", source="x", entity="item", raw="raw.x__item", target="staging.order_items",
+                       key="order_item_key", sql=CHILD_SQL, delete_scope="source = 'x'",
+                       owner_column="order_key", owner_expr="'x:' || pk")
+    land(con, [{"id": "o", "d": 1, "lines": [1, 2, 3]}], "r1")
+    run_staging(con, spec, "r1")
+    assert staged_keys(con) == ["x:o:1", "x:o:2", "x:o:3"]
+    land(con, [{"id": "o", "d": 2, "lines": [1]}], "r2")  # two lines removed at the source
+    run_staging(con, spec, "r2")
+    assert staged_keys(con) == ["x:o:1"]

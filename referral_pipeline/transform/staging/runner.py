@@ -35,6 +35,11 @@ class StagingSpec:
     sql: str                  # SELECT over raw_delta
     params: dict[str, Any] = field(default_factory=dict)
     delete_scope: str = ""    # extra SQL predicate limiting deletes (e.g. "source = $source")
+    # Rows derived from a raw row (order items and refunds of an order) are replaced as a set:
+    # target rows whose ``owner_column`` equals ``owner_expr`` of a changed raw row are deleted
+    # first, so a line item or refund that disappeared at the source leaves staging too.
+    owner_column: str | None = None
+    owner_expr: str | None = None
 
 
 @dataclass
@@ -103,6 +108,9 @@ def run_staging(con: duckdb.DuckDBPyConnection, spec: StagingSpec, run_id: str |
         if rebuild:
             con.execute(f"DELETE FROM {target} WHERE TRUE{scope}", spec.params if scope else None)
         else:
+            if spec.owner_column and spec.owner_expr:
+                con.execute(f"DELETE FROM {target} WHERE {spec.owner_column} IN "
+                            f"(SELECT {spec.owner_expr} FROM raw_delta){scope}", spec.params or None)
             con.execute(f"DELETE FROM {target} WHERE {spec.key} IN (SELECT {spec.key} FROM staged WHERE {spec.key} IS NOT NULL){scope}",
                         spec.params if scope else None)
         con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM staged WHERE quarantine_reason IS NULL "
