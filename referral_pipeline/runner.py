@@ -111,8 +111,9 @@ def run_job(job_name: str = "nightly") -> tuple[bool, str]:
     defs = build_definitions()
     job = defs.resolve_job_def(job_name)
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        tags={"referral/trigger": "make run"})
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, tags={"referral/trigger": "make run"},
+            run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("REFERRAL_LOG_LEVEL", "INFO")}}}})
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
