@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from .assets.analyst import REPORT_KEY, build_analyst_assets
+from .assets.checks import build_quality_checks
 from .assets.extract import build_extract_asset, raw_key
+from .assets.identity import build_identity_assets
 from .assets.staging import build_staging_assets
 from .config.programs import load_programs
 from .jobs import build_jobs, build_schedules
@@ -34,9 +37,19 @@ def build_definitions(programs_path: str | None = None) -> Definitions:
                 nightly_only.append(raw_key(instance.id, entity.entity))
         specs.extend((spec, instance.id) for spec in source_plugin.staging_specs(instance.id))
     assets.extend(build_staging_assets(specs))
+    # --- identity stage (group identity): identity/customer_map, analytics/orders, analytics/customers
+    assets.extend(build_identity_assets())
+    # --- end identity stage
+    # --- data quality + analysts' report/published copy: keep this block last, right before the jobs
+    # (the checks attach to the assets collected above; the published copy depends on all of them).
+    assets.extend(build_analyst_assets(assets))
+    nightly_only.append(REPORT_KEY)
+    asset_checks = build_quality_checks(assets)
+    # --- end data quality block
     hourly, nightly = build_jobs(nightly_only)
     return Definitions(
         assets=assets,
+        asset_checks=asset_checks,
         jobs=[hourly, nightly],
         schedules=build_schedules(hourly, nightly),
         resources={"duckdb": warehouse_resource(), "settings": settings_resource(), **resources},
