@@ -12,6 +12,8 @@ from .assets.analyst import REPORT_KEY, build_analyst_assets
 from .assets.checks import build_quality_checks
 from .assets.extract import build_extract_asset, raw_key
 from .assets.identity import build_identity_assets
+from .assets.referrals import build_referral_assets
+from .assets.reports import build_report_assets
 from .assets.staging import build_staging_assets
 from .config.programs import load_programs
 from .jobs import build_jobs, build_schedules
@@ -40,6 +42,12 @@ def build_definitions(programs_path: str | None = None) -> Definitions:
     # --- identity stage (group identity): identity/customer_map, analytics/orders, analytics/customers
     assets.extend(build_identity_assets())
     # --- end identity stage
+    # --- referrals (attribution, promo codes, fraud, rewards + ledger) and reports (funnel, reconciliation)
+    assets.extend(build_referral_assets(programs))
+    report_assets = build_report_assets()
+    assets.extend(report_assets)
+    nightly_only.extend(a.key for a in report_assets)   # product §9: reconciliation and reports are nightly
+    # --- end referrals and reports
     # --- data quality + analysts' report/published copy: keep this block last, right before the jobs
     # (the checks attach to the assets collected above; the published copy depends on all of them).
     assets.extend(build_analyst_assets(assets))

@@ -1,0 +1,121 @@
+-- Every way an order can be attributed (product §5), one row per (order, method, evidence event);
+-- attribution_winners.sql keeps the first method that applies. Inputs: ref_orders (the orders this
+-- run evaluates, referral_orders.sql), analytics.orders (to see whether a purchase row's order
+-- number is ambiguous), fb_events, program_rules. Parameters: $as_of.
+-- Nothing crosses markets: every join is on market_id. An order counts when it is placed at or
+-- before as_of and has a customer.
+WITH
+-- 1. coupon: a code on the order (case-insensitive) is a friend incentive Friendbuy distributed for an advocate
+coupon_uses AS (
+    SELECT order_key, market_id, upper(trim(unnest(coupon_codes))) AS code
+    FROM ref_orders
+    WHERE len(coupon_codes) > 0 AND placed_at <= $as_of AND customer_key IS NOT NULL
+),
+by_coupon AS (
+    SELECT u.order_key, 1 AS method_rank, 'coupon' AS method, i.advocate_key, i.event_key AS source_event_key,
+           i.occurred_at AS touch_at, i.referral_code, i.coupon_code, i.channel
+    FROM coupon_uses u
+    JOIN fb_events i ON i.kind = 'friend_incentive' AND i.market_id = u.market_id AND i.coupon_code = u.code
+    WHERE i.advocate_key IS NOT NULL
+),
+-- 2. friendbuy: a row of the purchases export names the order: its order_key, else its source
+--    order number or id when exactly one order of the market has it (contracts §6)
+purchases AS (
+    SELECT * FROM fb_events WHERE kind = 'purchase' AND order_id IS NOT NULL AND advocate_key IS NOT NULL
+),
+relevant_purchases AS (   -- the purchase rows that may name an order evaluated by this run
+    SELECT * FROM purchases
+    WHERE order_id IN (SELECT order_key FROM ref_orders UNION ALL SELECT order_number FROM ref_orders
+                       UNION ALL SELECT source_order_id FROM ref_orders)
+),
+id_orders AS (            -- every order (of any run) such a row could name: to see ambiguity
+    SELECT order_key, order_key AS matched_id, 0 AS by_number, market_id FROM analytics.orders
+    WHERE order_key IN (SELECT order_id FROM relevant_purchases)
+    UNION ALL
+    SELECT order_key, order_number, 1, market_id FROM analytics.orders
+    WHERE order_number IN (SELECT order_id FROM relevant_purchases)
+    UNION ALL
+    SELECT order_key, source_order_id, 1, market_id FROM analytics.orders
+    WHERE source_order_id IN (SELECT order_id FROM relevant_purchases)
+),
+purchase_hits AS (
+    SELECT DISTINCT p.event_key, o.order_key, o.by_number
+    FROM relevant_purchases p JOIN id_orders o ON o.matched_id = p.order_id AND o.market_id = p.market_id
+),
+purchase_orders AS (
+    SELECT event_key, min(order_key) AS order_key
+    FROM (SELECT *, min(by_number) OVER (PARTITION BY event_key) AS best FROM purchase_hits)
+    WHERE by_number = best
+    GROUP BY event_key
+    HAVING count(DISTINCT order_key) = 1
+),
+by_friendbuy AS (
+    SELECT po.order_key, 2 AS method_rank, 'friendbuy' AS method, p.advocate_key, p.event_key, p.occurred_at,
+           p.referral_code, p.coupon_code, p.channel
+    FROM purchase_orders po
+    JOIN purchases p ON p.event_key = po.event_key
+    JOIN ref_orders o ON o.order_key = po.order_key
+    WHERE o.placed_at <= $as_of AND o.customer_key IS NOT NULL
+),
+-- 3. referral_code: the order's code belongs to an advocate's share, and the order is placed within
+--    the window after the most recent click on the code before it (or the most recent share)
+coded AS (
+    SELECT o.order_key, o.market_id, o.placed_at, o.referral_code, lower(o.referral_code) AS code_lc, p.attribution_window_days
+    FROM ref_orders o JOIN program_rules p ON p.market_id = o.market_id
+    WHERE o.referral_code IS NOT NULL AND o.placed_at <= $as_of AND o.customer_key IS NOT NULL
+),
+shares AS (
+    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'share' AND code_lc IS NOT NULL
+),
+clicks AS (
+    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'click' AND code_lc IS NOT NULL
+),
+code_owner AS (   -- the advocate a code belongs to: the first share of that code in the market
+    SELECT market_id, code_lc,
+           first(advocate_key ORDER BY occurred_at, event_key) AS advocate_key,
+           first(event_key ORDER BY occurred_at, event_key) AS event_key,
+           first(channel ORDER BY occurred_at, event_key) AS channel
+    FROM fb_events
+    WHERE kind = 'share' AND code_lc IS NOT NULL AND advocate_key IS NOT NULL
+    GROUP BY market_id, code_lc
+),
+last_click AS (
+    SELECT o.order_key, c.occurred_at AS clicked_at
+    FROM coded o ASOF JOIN clicks c ON c.market_id = o.market_id AND c.code_lc = o.code_lc AND o.placed_at >= c.occurred_at
+),
+last_share AS (
+    SELECT o.order_key, s.occurred_at AS shared_at
+    FROM coded o ASOF JOIN shares s ON s.market_id = o.market_id AND s.code_lc = o.code_lc AND o.placed_at >= s.occurred_at
+),
+by_code AS (
+    SELECT o.order_key, 3 AS method_rank, 'referral_code' AS method, w.advocate_key, w.event_key,
+           coalesce(lc.clicked_at, ls.shared_at) AS touch_at, o.referral_code, NULL AS coupon_code, w.channel
+    FROM coded o
+    JOIN code_owner w ON w.market_id = o.market_id AND w.code_lc = o.code_lc
+    LEFT JOIN last_click lc ON lc.order_key = o.order_key
+    LEFT JOIN last_share ls ON ls.order_key = o.order_key
+    WHERE coalesce(lc.clicked_at, ls.shared_at) IS NOT NULL
+      AND o.placed_at <= coalesce(lc.clicked_at, ls.shared_at) + to_days(o.attribution_window_days)
+),
+-- 4. signup: the order's customer signed up through a referral, and the order is placed within the
+--    window after that (most recent) sign-up
+signups AS (
+    SELECT market_id, friend_key, occurred_at, advocate_key, event_key, referral_code, channel
+    FROM fb_events WHERE kind = 'signup' AND friend_key IS NOT NULL AND advocate_key IS NOT NULL
+),
+signup_orders AS (
+    SELECT o.order_key, o.market_id, o.customer_key, o.placed_at, p.attribution_window_days
+    FROM ref_orders o JOIN program_rules p ON p.market_id = o.market_id
+    WHERE o.customer_key IN (SELECT friend_key FROM signups) AND o.placed_at <= $as_of
+),
+by_signup AS (
+    SELECT o.order_key, 4 AS method_rank, 'signup' AS method, s.advocate_key, s.event_key, s.occurred_at,
+           s.referral_code, NULL AS coupon_code, s.channel
+    FROM signup_orders o
+    ASOF JOIN signups s ON s.market_id = o.market_id AND s.friend_key = o.customer_key AND o.placed_at >= s.occurred_at
+    WHERE o.placed_at <= s.occurred_at + to_days(o.attribution_window_days)
+)
+SELECT * FROM by_coupon
+UNION ALL SELECT * FROM by_friendbuy
+UNION ALL SELECT * FROM by_code
+UNION ALL SELECT * FROM by_signup

@@ -1,0 +1,62 @@
+-- TEMP attr_new: the rows of analytics.referral_attribution. Every attributed order (attr_winners)
+-- enriched with the last click on its referral code and the friend's last referral sign-up before
+-- the order, the channel of the referral (the share's, else the evidence event's), the canonical
+-- emails and is_new_customer. Recomputed for all attributed orders on every run (they are few), so
+-- changes of customers or events reach rows whose order did not change.
+-- Inputs: attr_winners, analytics.customers, fb_events. Parameters: $as_of.
+WITH clicks AS (
+    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'click' AND code_lc IS NOT NULL
+),
+signups AS (
+    SELECT market_id, friend_key, occurred_at FROM fb_events WHERE kind = 'signup' AND friend_key IS NOT NULL
+),
+last_click AS (
+    SELECT b.order_key, c.occurred_at AS clicked_at
+    FROM (SELECT order_key, market_id, placed_at, lower(referral_code) AS code_lc FROM attr_winners
+          WHERE referral_code IS NOT NULL) b
+    ASOF JOIN clicks c ON c.market_id = b.market_id AND c.code_lc = b.code_lc AND b.placed_at >= c.occurred_at
+),
+last_signup AS (
+    SELECT b.order_key, s.occurred_at AS signed_up_at
+    FROM attr_winners b
+    ASOF JOIN signups s ON s.market_id = b.market_id AND s.friend_key = b.friend_key AND b.placed_at >= s.occurred_at
+),
+share_channel AS (
+    SELECT market_id, code_lc, first(channel ORDER BY occurred_at, event_key) AS channel
+    FROM fb_events WHERE kind = 'share' AND code_lc IS NOT NULL AND channel IS NOT NULL
+    GROUP BY market_id, code_lc
+)
+SELECT b.order_key,
+       b.friend_key AS friend_customer_key,
+       b.advocate_key AS advocate_customer_key,
+       b.campaign_id,
+       b.market_id,
+       b.method AS attribution_method,
+       b.referral_code,
+       lc.clicked_at,
+       ls.signed_up_at,
+       b.placed_at,
+       b.net_amount,
+       b.currency,
+       -- NOT_NEW_CUSTOMER input: analytics.customers.first_order_at is the friend's earliest order
+       -- (any source, any market) that is not cancelled, declined or incomplete
+       coalesce(fc.first_order_at >= b.placed_at, TRUE) AS is_new_customer,
+       CAST(NULL AS VARCHAR) AS reward_key,
+       fc.email_canonical AS friend_email_canonical,
+       ac.email_canonical AS advocate_email_canonical,
+       b.coupon_code,
+       b.status AS order_status,
+       coalesce(sc.channel, ev.channel, 'unknown') AS channel,
+       b.source_event_key,
+       CAST(NULL AS VARCHAR) AS no_reward_reason,
+       b.refunded_amount,
+       b.ip_address,
+       CAST($as_of AS TIMESTAMPTZ) AS attributed_at,
+       CAST($as_of AS TIMESTAMPTZ) AS updated_at
+FROM attr_winners b
+LEFT JOIN last_click lc ON lc.order_key = b.order_key
+LEFT JOIN last_signup ls ON ls.order_key = b.order_key
+LEFT JOIN share_channel sc ON sc.market_id = b.market_id AND sc.code_lc = lower(b.referral_code)
+LEFT JOIN fb_events ev ON ev.event_key = b.source_event_key
+LEFT JOIN analytics.customers fc ON fc.customer_key = b.friend_key
+LEFT JOIN analytics.customers ac ON ac.customer_key = b.advocate_key

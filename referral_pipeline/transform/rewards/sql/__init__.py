@@ -1,0 +1,1 @@
+"""SQL files of this stage (package data, read with importlib.resources)."""

@@ -1,0 +1,203 @@
+"""Small helpers shared by the referral stages (attribution, rewards, reports); no Dagster import.
+
+- ``load_sql``: read a ``.sql`` file shipped as package data (importlib.resources).
+- ``run_sql``: execute one SQL statement, passing only the ``$name`` parameters it uses.
+- ``transaction``: one DuckDB transaction around a stage (rolled back on any error).
+- ``write_program_tables``: the programs file as two TEMP tables (``program_rules``,
+  ``market_sources``), values passed as parameters, never spliced into SQL text.
+- ``sync_table``: make a table equal to a freshly computed TEMP table while touching only the rows
+  that differ, so a re-run with no input change writes nothing.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Iterable, Iterator
+
+import duckdb
+
+from ..config.programs import Programs
+
+PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+def load_sql(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text()
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None):
+    """Execute one statement with the named parameters it references (DuckDB refuses extra ones)."""
+    used = set(PARAM.findall(sql))
+    bound = {k: v for k, v in (params or {}).items() if k in used}
+    missing = used - bound.keys()
+    if missing:
+        raise ValueError(f"SQL parameters without a value: {sorted(missing)}")
+    return con.execute(sql, bound or None)
+
+
+def create_temp(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, params: dict[str, Any] | None = None) -> int:
+    """``CREATE OR REPLACE TEMP TABLE name AS <select_sql>``; returns its row count."""
+    ident(name)
+    run_sql(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}", params)
+    return con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+
+
+def ident(name: str) -> str:
+    if not IDENT.match(name):
+        raise ValueError(f"invalid identifier {name!r}")
+    return name
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                            [schema, table]).fetchall()[0][0])
+
+
+def missing_tables(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+    return [t for t in tables if not table_exists(con, t)]
+
+
+PROGRAM_RULES_COLUMNS = (
+    ("market_id", "VARCHAR"), ("campaign_id", "VARCHAR"), ("program_currency", "VARCHAR"),
+    ("min_order_value", "DECIMAL(18,4)"), ("reward_amount", "DECIMAL(18,4)"), ("reward_currency", "VARCHAR"),
+    ("attribution_window_days", "INTEGER"), ("return_window_days", "INTEGER"), ("advocate_monthly_cap", "INTEGER"),
+    ("advocate_per_24h", "INTEGER"), ("ip_per_hour", "INTEGER"), ("reconciliation_grace_days", "INTEGER"))
+MARKET_SOURCES_COLUMNS = (("market_id", "VARCHAR"), ("source", "VARCHAR"), ("store", "VARCHAR"), ("currency", "VARCHAR"))
+
+
+def _temp_table_from_rows(con: duckdb.DuckDBPyConnection, name: str, columns, rows: list[tuple]) -> None:
+    ident(name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns)})")
+    if rows:
+        con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})", rows)
+
+
+def write_program_tables(con: duckdb.DuckDBPyConnection, programs: Programs) -> None:
+    """TEMP ``program_rules`` (one row per market with a Friendbuy campaign: its rules) and
+    ``market_sources`` (the market's match rules: which source instance, store, currency feed it).
+    Values go in as parameters."""
+    rules = [(m.id, m.friendbuy.campaign_id, m.currency, Decimal(m.rules.min_order_value),
+              Decimal(m.advocate_reward.amount), m.advocate_reward.currency, m.rules.attribution_window_days,
+              m.rules.return_window_days, m.rules.advocate_monthly_cap, m.rules.velocity.advocate_per_24h,
+              m.rules.velocity.ip_per_hour, m.rules.reconciliation_grace_days)
+             for m in programs.markets if m.friendbuy is not None]
+    sources = [(m.id, r.source, r.store, r.currency) for m in programs.markets for r in m.match]
+    _temp_table_from_rows(con, "program_rules", PROGRAM_RULES_COLUMNS, rules)
+    _temp_table_from_rows(con, "market_sources", MARKET_SOURCES_COLUMNS, sources)
+
+
+@dataclass
+class SyncCounts:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def as_metadata(self) -> dict[str, int]:
+        return {"inserted": self.inserted, "updated": self.updated, "deleted": self.deleted}
+
+
+def _key_match(keys: Iterable[str], a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{k} IS NOT DISTINCT FROM {b}.{k}" for k in keys)
+
+
+WRITE_SEQ = "analytics.write_seq"
+SEQ_COLUMN = "load_seq"
+
+
+def ensure_write_seq(con: duckdb.DuckDBPyConnection) -> None:
+    """The sequence behind the ``load_seq`` column of the referral tables: a row gets a new value
+    whenever it is inserted or rewritten, so readers (data-quality deltas, pushes) can take what
+    changed since a watermark."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITE_SEQ}")
+
+
+def sync_table(con: duckdb.DuckDBPyConnection, target: str, source: str, keys: list[str], *,
+               ignore: Iterable[str] = (), preserve: Iterable[str] = (), delete_missing: bool = True) -> SyncCounts:
+    """Make ``target`` hold exactly the rows of ``source`` (a table with the same column names).
+
+    Rows are matched on ``keys``; a row is rewritten only when a column outside ``ignore`` and
+    ``preserve`` differs. ``preserve`` columns keep their stored value on rewritten rows (e.g. a
+    first-seen time); ``ignore`` columns take the new value but do not count as a change (e.g.
+    ``updated_at``). A target column ``load_seq`` gets a new ``analytics.write_seq`` value on every
+    inserted or rewritten row. Rows of ``target`` absent from ``source`` are deleted when
+    ``delete_missing``. Call inside a transaction.
+    """
+    ident(target), ident(source)
+    for k in (*keys, *ignore, *preserve):
+        ident(k)
+    cols = [r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()]
+    skip = set(keys) | set(ignore) | set(preserve) | {SEQ_COLUMN}
+    compared = [c for c in cols if c not in skip]
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM t.{c}" for c in compared) or "FALSE"
+    exists = _all_null(keys, "t")   # no stored row matched (keys are never all NULL)
+    data_cols = [c for c in cols if c != SEQ_COLUMN]
+    select = ", ".join(f"CASE WHEN {exists} THEN s.{c} ELSE t.{c} END AS {c}" if c in preserve else f"s.{c}"
+                       for c in data_cols)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _sync_changed AS
+                    SELECT {select}, ({exists}) AS _is_new
+                    FROM {source} s LEFT JOIN {target} t ON {_key_match(keys, 's', 't')}
+                    WHERE ({exists}) OR {differs}""")
+    inserted, updated = con.execute("SELECT count(*) FILTER (WHERE _is_new), count(*) FILTER (WHERE NOT _is_new) "
+                                    "FROM _sync_changed").fetchall()[0]
+    deleted = 0
+    if delete_missing:
+        gone = f"NOT EXISTS (SELECT 1 FROM {source} s WHERE {_key_match(keys, 's', 't')})"
+        deleted = con.execute(f"SELECT count(*) FROM {target} t WHERE {gone}").fetchall()[0][0]
+        if deleted:
+            con.execute(f"DELETE FROM {target} t WHERE {gone}")
+    if updated:
+        con.execute(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM _sync_changed s WHERE NOT s._is_new "
+                    f"AND {_key_match(keys, 's', 't')})")
+    if inserted or updated:
+        col_list = ", ".join(data_cols)
+        if SEQ_COLUMN in cols:
+            ensure_write_seq(con)
+            con.execute(f"INSERT INTO {target} ({col_list}, {SEQ_COLUMN}) "
+                        f"SELECT {col_list}, nextval('{WRITE_SEQ}') FROM _sync_changed")
+        else:
+            con.execute(f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM _sync_changed")
+    con.execute("DROP TABLE _sync_changed")
+    return SyncCounts(inserted, updated, deleted)
+
+
+def read_progress(con: duckdb.DuckDBPyConnection, stage: str) -> int | None:
+    """A value kept in ``ops.stage_progress`` (the staging runner's bookkeeping table)."""
+    row = con.execute("SELECT last_seq FROM ops.stage_progress WHERE stage = ?", [stage]).fetchall()
+    return row[0][0] if row else None
+
+
+def write_progress(con: duckdb.DuckDBPyConnection, stage: str, value: int) -> None:
+    con.execute("""INSERT INTO ops.stage_progress (stage, last_seq, updated_at) VALUES (?, ?, now())
+                   ON CONFLICT (stage) DO UPDATE SET last_seq = excluded.last_seq, updated_at = excluded.updated_at""",
+                [stage, int(value)])
+
+
+def has_column(con: duckdb.DuckDBPyConnection, qualified: str, column: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ? "
+                            "AND table_name = ? AND column_name = ?", [schema, table, column]).fetchall()[0][0])
+
+
+def _all_null(keys: Iterable[str], alias: str) -> str:
+    return "(" + " AND ".join(f"{alias}.{k} IS NULL" for k in keys) + ")"

@@ -1,0 +1,139 @@
+"""audit.fraud_flags (product §6): the six rules on referral sign-ups and attributed orders, positive
+and negative, velocity at exactly the threshold and one over, evidence, deterministic flag ids,
+flags never deleted and never duplicated. Programs: advocate_per_24h 2, ip_per_hour 2."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from .referrals_support import World, at, changed, flag_id, new_db, rows, run_chain
+
+FLAGS = ("SELECT rule, severity, subject_type, subject_key, advocate_customer_key, friend_customer_key "
+         "FROM audit.fraud_flags ORDER BY rule, subject_type, subject_key")
+
+
+def evidence(con, rule, subject_key):
+    return json.loads(rows(con, "SELECT evidence FROM audit.fraud_flags WHERE rule = ? AND subject_key = ?",
+                           [rule, subject_key])[0][0])
+
+
+def test_self_referral_alias_duplicate_identity_and_same_ip():
+    con = new_db()
+    w = World(con)
+    w.customer("alice")
+    w.customer("jane", email="jane.doe@gmail.com", created_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    w.customer("janealias", email="JaneDoe+friends@googlemail.com", created_at=datetime(2026, 4, 1, tzinfo=timezone.utc))
+    w.customer("olga", email="olga@example.com", created_at=datetime(2025, 3, 1, tzinfo=timezone.utc))
+    w.customer("olga2", email="olga+2@example.com", created_at=datetime(2025, 6, 1, tzinfo=timezone.utc))
+    for name in ("sam", "nina"):
+        w.customer(name)
+    w.share("alice", "ALICE1", at(0), ip="9.9.9.9")
+    w.share("jane", "JANE1", at(0), ip="1.2.3.4")
+    w.order("sf:self1", "alice", at(2), referral_code="ALICE1")                 # alice uses her own code
+    w.order("sf:alias1", "janealias", at(3), referral_code="JANE1")             # jane's gmail alias
+    w.signup("alice", "sam", at(1), ip="9.9.9.9", key="su-sam")                 # sam at alice's share IP
+    w.order("sf:sam1", "sam", at(4), referral_code="ALICE1", ip="9.9.9.9")   # (days apart: no velocity)
+    w.signup("alice", "nina", at(1), ip="5.5.5.5", key="su-nina")               # nina: own IPs
+    w.click("alice", "ALICE1", at(1), ip="6.6.6.6")                             # (a click IP is not the advocate's)
+    w.order("sf:nina1", "nina", at(6), referral_code="ALICE1", ip="6.6.6.6")
+    w.order("sf:olga1", "olga", at(8), referral_code="ALICE1")                 # her duplicate was created later
+
+    run_chain(con, at(10))
+
+    assert rows(con, FLAGS) == [
+        ("DUPLICATE_IDENTITY", "hold", "order", "sf:alias1", "cus_jane", "cus_janealias"),
+        ("SAME_IP_AS_ADVOCATE", "hold", "order", "sf:sam1", "cus_alice", "cus_sam"),
+        ("SAME_IP_AS_ADVOCATE", "hold", "signup", "su-sam", "cus_alice", "cus_sam"),
+        ("SELF_REFERRAL", "reject", "order", "sf:alias1", "cus_jane", "cus_janealias"),
+        ("SELF_REFERRAL", "reject", "order", "sf:self1", "cus_alice", "cus_alice"),
+    ]
+    assert evidence(con, "SELF_REFERRAL", "sf:alias1") == {
+        "match": "email_canonical", "friend_customer_key": "cus_janealias", "advocate_customer_key": "cus_jane",
+        "friend_email_canonical": "janedoe@gmail.com", "advocate_email_canonical": "janedoe@gmail.com"}
+    assert evidence(con, "SELF_REFERRAL", "sf:self1")["match"] == "customer_key"
+    dup = evidence(con, "DUPLICATE_IDENTITY", "sf:alias1")
+    assert (dup["email_canonical"], dup["earlier_customer_key"], dup["earlier_customers"]) == (
+        "janedoe@gmail.com", "cus_jane", 1)
+    assert evidence(con, "SAME_IP_AS_ADVOCATE", "su-sam") == {
+        "ip": "9.9.9.9", "advocate_customer_key": "cus_alice", "advocate_used_in": ["share"],
+        "advocate_used_keys": ["fb:share:1"]}
+    assert rows(con, "SELECT flag_id, detected_at, run_id FROM audit.fraud_flags WHERE subject_key = 'sf:self1'") == [
+        (flag_id("SELF_REFERRAL", "order", "sf:self1"), at(10), "r1")]
+
+
+def test_velocity_by_advocate_and_by_ip_at_the_threshold_and_one_over():
+    con = new_db()
+    w = World(con)
+    for name in ("vic", "wes", "ivy", *(f"v{i}" for i in range(1, 6)), "w1", "w2",
+                 *(f"s{i}" for i in range(1, 5)), "t1", "t2", "o1", "o2", "o3"):
+        w.customer(name)
+    w.share("vic", "VIC1", at(0))
+    w.share("wes", "WES1", at(0))
+    w.share("ivy", "IVY1", at(0))
+    # VELOCITY_ADVOCATE, 2 per 24 h: v3 is the third within 24 h, v4 too; v5 comes exactly 24 h after v3,
+    # which leaves the window (t - 24 h, t], so its count is 2: at the threshold, no flag
+    for friend, when in (("v1", at(1)), ("v2", at(1, hours=10)), ("v3", at(1, hours=20)), ("v4", at(1, hours=24.5)),
+                         ("v5", at(1, hours=44))):
+        w.order(f"sf:{friend}", friend, when, referral_code="VIC1")
+    w.order("sf:w1", "w1", at(1), referral_code="WES1")                 # wes: exactly 2 within 24 h
+    w.order("sf:w2", "w2", at(1, hours=1), referral_code="WES1")
+    # VELOCITY_IP, 2 per hour: three sign-ups from 7.7.7.7 within 40 min -> the third; s4 an hour later: no
+    for friend, minutes in (("s1", 0), ("s2", 20), ("s3", 40), ("s4", 120)):
+        w.signup("ivy", friend, at(5, minutes=minutes), ip="7.7.7.7", key=f"su-{friend}")
+    w.signup("ivy", "t1", at(6), ip="4.4.4.4", key="su-t1")             # exactly two from 4.4.4.4
+    w.signup("ivy", "t2", at(6, minutes=59), ip="4.4.4.4", key="su-t2")
+    # sign-ups and attributed orders count together: one sign-up + two orders from 8.8.8.8 in an hour
+    w.signup("ivy", "o1", at(7), ip="8.8.8.8", key="su-o1")
+    w.order("sf:o2", "o2", at(7, minutes=30), referral_code="IVY1", ip="8.8.8.8")
+    w.order("sf:o3", "o3", at(7, minutes=45), referral_code="IVY1", ip="8.8.8.8")
+
+    run_chain(con, at(10))
+
+    assert rows(con, FLAGS) == [
+        ("VELOCITY_ADVOCATE", "hold", "order", "sf:v3", "cus_vic", "cus_v3"),
+        ("VELOCITY_ADVOCATE", "hold", "order", "sf:v4", "cus_vic", "cus_v4"),
+        ("VELOCITY_IP", "hold", "order", "sf:o3", "cus_ivy", "cus_o3"),
+        ("VELOCITY_IP", "hold", "signup", "su-s3", "cus_ivy", "cus_s3"),
+    ]
+    v4 = evidence(con, "VELOCITY_ADVOCATE", "sf:v4")
+    assert (v4["orders_in_24h"], v4["threshold"], v4["order_keys"]) == (3, 2, ["sf:v2", "sf:v3", "sf:v4"])
+    ip = evidence(con, "VELOCITY_IP", "sf:o3")
+    assert (ip["ip"], ip["events_in_hour"], ip["threshold"], ip["events"]) == (
+        "8.8.8.8", 3, 2, ["signup:su-o1", "order:sf:o2", "order:sf:o3"])
+
+
+def test_coupon_reuse_idempotency_and_flags_are_never_deleted():
+    con = new_db()
+    w = World(con)
+    for name in ("alice", "cf", "other", "fx", "ox", "fy"):
+        w.customer(name)
+    w.incentive("alice", "cf", "FRIEND-CF", at(0))
+    w.incentive("alice", "fx", "FRIEND-X", at(0))
+    w.incentive("alice", "fy", "FRIEND-Y", at(0))
+    w.order("sf:cf1", "cf", at(2), coupons=["FRIEND-CF"])
+    w.order("sf:cf2", "cf", at(7), coupons=["friend-cf"])              # the friend's second order with it
+    w.order("sf:other1", "other", at(9), coupons=["FRIEND-CF"])        # and someone else's
+    w.order("sf:ox1", "ox", at(4), coupons=["FRIEND-X"])               # used first by someone else
+    w.order("sf:fy1", "fy", at(4), coupons=["FRIEND-Y"])               # used once by its friend: fine
+
+    first = run_chain(con, at(10))
+
+    assert rows(con, FLAGS) == [
+        ("COUPON_REUSE", "hold", "order", "sf:cf2", "cus_alice", "cus_cf"),
+        ("COUPON_REUSE", "hold", "order", "sf:other1", "cus_alice", "cus_other"),
+        ("COUPON_REUSE", "hold", "order", "sf:ox1", "cus_alice", "cus_ox"),
+    ]
+    assert evidence(con, "COUPON_REUSE", "sf:other1") == {
+        "coupon_code": "FRIEND-CF", "use_number": 3, "first_order_key": "sf:cf1", "issued_to": ["cus_cf"],
+        "reasons": ["second_order", "other_customer"]}
+    assert evidence(con, "COUPON_REUSE", "sf:ox1")["reasons"] == ["other_customer"]
+    assert first["fraud_flags"].new_flags == 3
+    # re-run: nothing new, nothing rewritten anywhere in the chain
+    assert changed(run_chain(con, at(10), run_id="r2")) == {
+        "referral_events": 0, "referral_attribution": 0, "promo_code_issues": 0, "fraud_flags": 0, "rewards": 0,
+        "referral_funnel_daily": 0, "reward_reconciliation": 0}
+    # the order goes away (and with it the attribution): its flag stays
+    con.execute("DELETE FROM analytics.orders WHERE order_key = 'sf:ox1'")
+    run_chain(con, at(11), run_id="r3")
+    assert rows(con, "SELECT count(*) FROM analytics.referral_attribution WHERE order_key = 'sf:ox1'") == [(0,)]
+    assert rows(con, "SELECT run_id FROM audit.fraud_flags WHERE subject_key = 'sf:ox1'") == [("r1",)]
