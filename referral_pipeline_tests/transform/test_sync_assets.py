@@ -1,0 +1,42 @@
+"""The Yotpo sync asset under dagster.materialize on a temporary DuckDB file and the simulator."""
+from __future__ import annotations
+
+import duckdb
+from dagster import materialize
+from dagster_duckdb import DuckDBResource
+
+from referral_pipeline.assets.sync import build_sync_assets
+from referral_pipeline.clients.yotpo import YotpoResource
+from referral_pipeline.resources import PipelineSettings, REPO_ROOT
+from referral_pipeline_tests.transform.identity_support import programs
+from referral_pipeline_tests.transform.sync_support import GUID, KEY, customer, item, new_db, order, refund, writes, yotpo
+
+
+def test_yotpo_sync_asset_materializes_and_is_idempotent(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    con = new_db(path)
+    customer(con, "cus_a", "ann@example.com")
+    order(con, "sf:1", "cus_a", "ann@example.com")
+    item(con, "sf:1", "1", "sku", 1, "100.00")
+    refund(con, "sf:r1", "sf:1", "10.00")
+    con.close()
+    assets = build_sync_assets(programs())
+    assert [a.key.to_user_string() for a in assets] == ["sync/yotpo"]
+    with yotpo() as sim:
+        resources = {"duckdb": DuckDBResource(database=path),
+                     "settings": PipelineSettings(config_path=str(REPO_ROOT / "data" / "programs.yaml")),
+                     "api_yotpo": YotpoResource(guid=GUID, api_key=KEY, api_url=sim.base_url + "/api/v2")}
+        first = materialize(assets, resources=resources)
+        assert first.success
+        md = first.asset_materializations_for_node(assets[0].op.name)[0].metadata
+        assert (md["attempted"].value, md["sent"].value, md["failed"].value, md["dead"].value) == (3, 3, 0, 0)
+        assert md["pulled"].value == 1 and md["requests"].value == 3
+        assert "achieved_requests_per_second" in md and md["error_sample"].value == "(none)"
+        w = writes(sim)
+        second = materialize(assets, resources=resources)
+        md2 = second.asset_materializations_for_node(assets[0].op.name)[0].metadata
+        assert (md2["attempted"].value, md2["unchanged"].value, md2["requests"].value) == (0, 3, 0)
+        assert writes(sim) == w
+    with duckdb.connect(path, read_only=True) as ro:
+        assert ro.execute("SELECT entity, status FROM ops.sync_state ORDER BY 1").fetchall() == [
+            ("customers", "ok"), ("orders", "ok"), ("refunds", "ok")]
