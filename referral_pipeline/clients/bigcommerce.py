@@ -25,8 +25,6 @@ through ``dagster.EnvVar`` (contracts §2).
 from __future__ import annotations
 
 import email.utils
-import json
-import math
 import os
 import re
 import time
@@ -35,10 +33,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote
 
-import orjson
 import requests
 from dagster import ConfigurableResource, EnvVar
 
+from ..http.jsonbody import decode_json as decode_lenient
 from ..http.client import ApiClient, RequestStats, StaticHeaders
 
 DEFAULT_API_URL = "https://api.bigcommerce.com"
@@ -48,7 +46,6 @@ ORDER_INCLUDE = "consignments.line_items"
 CUSTOMER_INCLUDE = "attributes,addresses"
 ENV_SUFFIXES = {"store_hash": "STORE_HASH", "access_token": "ACCESS_TOKEN", "api_url": "API_URL"}
 UTC = timezone.utc
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _RFC2822 = re.compile(r"^\s*([A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s")
 
 
@@ -104,31 +101,11 @@ def format_rfc3339(dt: datetime) -> str:
 
 # ---- bodies -------------------------------------------------------------------------------------
 def decode_json(content: bytes) -> Any:
-    """A response body: orjson first; a body orjson refuses (lone surrogate escapes, ``NaN``
-    literals) is parsed leniently and made storable (lone surrogates become U+FFFD, non-finite
-    numbers their text) so staging quarantines the record instead of the run failing."""
-    if not content:
-        return None
+    """A response body (shared lenient decoding: ``referral_pipeline.http.jsonbody``)."""
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return _storable(json.loads(content))
+        return decode_lenient(content)
     except ValueError as exc:
         raise BigCommerceError(f"response is not JSON: {content[:200]!r}") from exc
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value
 
 
 def record_id(record: dict) -> int | None:

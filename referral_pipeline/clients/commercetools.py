@@ -15,7 +15,6 @@ dropped connections and timeouts, ``Retry-After``). ``iter_modified`` reads a re
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -23,10 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlsplit
 
-import orjson
 import requests
 from dagster import ConfigurableResource, EnvVar
 
+from ..http.jsonbody import decode_json as decode_lenient
 from ..http.client import ApiClient, ApiError, BearerToken
 
 DEFAULT_AUTH_URL = "https://auth.europe-west1.gcp.commercetools.com"
@@ -36,7 +35,6 @@ MAX_OFFSET = 10_000      # the API refuses larger offsets
 STAMP = "lastModifiedAt"
 ENV_SUFFIXES = {"project_key": "PROJECT_KEY", "client_id": "CLIENT_ID", "client_secret": "CLIENT_SECRET",
                 "scopes": "SCOPES", "auth_url": "AUTH_URL", "api_url": "API_URL"}
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class CommercetoolsConfigError(ValueError):
@@ -96,23 +94,8 @@ def keyset_predicate(stamp: str, record_id: str) -> str:
 
 
 def parse_body(content: bytes) -> Any:
-    """JSON body via orjson; a body with lone surrogate escapes (invalid Unicode) is parsed by the
-    standard library and each lone surrogate becomes U+FFFD, which staging flags as ``invalid_text``
-    (orjson could not write it into the raw table otherwise)."""
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return _scrub(json.loads(content))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
-    return value
+    """A response body (shared lenient decoding: ``referral_pipeline.http.jsonbody``)."""
+    return decode_lenient(content)
 
 
 class CommercetoolsClient:

@@ -13,19 +13,16 @@ methods on the same client, sharing the token, the session and the stats.
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-import orjson
 from dagster import ConfigurableResource, EnvVar
 
+from ..http.jsonbody import decode_json as decode_lenient
 from ..http.client import ApiClient, ApiError, BearerToken, RequestStats
 
 log = logging.getLogger(__name__)
@@ -34,7 +31,6 @@ DEFAULT_URL = "https://mapi.fbot.me"
 TOKEN_TTL_FALLBACK_SECONDS = 1200.0   # documented lifetime, used when ``expires`` is unreadable
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0   # refresh this long before expiry (at most 10% of the lifetime)
 MAX_PAGE_SIZE = 1000                  # largest pageSize we ask for (configurable per instance)
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FriendbuyError(Exception):
@@ -51,29 +47,11 @@ class AnalyticsPage:
 
 
 def decode_json(content: bytes) -> Any:
-    """Parse a response body. orjson first (fast); bodies it refuses (lone surrogate escapes,
-    ``NaN`` literals) are parsed leniently and made storable: lone surrogates become U+FFFD and
-    non-finite numbers become their text, so staging quarantines them instead of the run failing."""
+    """A response body (shared lenient decoding: ``referral_pipeline.http.jsonbody``)."""
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return _storable(json.loads(content))
+        return decode_lenient(content)
     except ValueError as exc:
         raise FriendbuyError(f"response is not JSON: {content[:200]!r}") from exc
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    return value
 
 
 def seconds_until(expires: Any, now: datetime | None = None) -> float:

@@ -42,6 +42,7 @@ from simple_salesforce.exceptions import SalesforceError as LibraryError
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 from simple_salesforce.login import SalesforceLogin
 
+from ..http.jsonbody import storable
 from ..http.client import IDEMPOTENT_METHODS, ApiClient, BearerToken
 from ..http.salesforce_session import session_for_instance
 
@@ -51,7 +52,6 @@ MIN_BATCH_SIZE = 200
 BULK_MAX_RECORDS = 50_000      # rows per Bulk 2.0 results page (the API's default)
 TOKEN_TTL_SECONDS = 3600.0     # client-credentials tokens carry no expiry; a 401 refreshes earlier
 DAILY_LIMIT_MESSAGE = "TotalRequests Limit exceeded"
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 CSV_DATETIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z$")
 NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 INT_TYPES = frozenset({"int", "long"})
@@ -118,19 +118,6 @@ def is_idempotent(method: str, url: str) -> bool:
 
 
 # ---- value conversion ---------------------------------------------------------------------------------------
-def storable(value: Any) -> Any:
-    """Lone surrogates -> U+FFFD, non-finite floats -> their text (so orjson can store the record)."""
-    if isinstance(value, str):
-        return LONE_SURROGATE.sub("\ufffd", value) if LONE_SURROGATE.search(value) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [storable(v) for v in value]
-    return value
-
-
 def rest_record(record: Mapping[str, Any]) -> dict:
     """A REST query record as we store it: no ``attributes``, storable values."""
     return {k: storable(v) for k, v in record.items() if k != "attributes"}
