@@ -25,7 +25,6 @@ through ``dagster.EnvVar`` (contracts §2).
 from __future__ import annotations
 
 import email.utils
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote
 
 import requests
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 
 from ..http.jsonbody import decode_json as decode_lenient
+from . import bound_env_vars
 from ..http.client import ApiClient, RequestStats, StaticHeaders
 
 DEFAULT_API_URL = "https://api.bigcommerce.com"
@@ -385,8 +385,7 @@ class BigCommerceResource(ConfigurableResource):
     def from_env_prefix(cls, prefix: str) -> "BigCommerceResource":
         """EnvVar for each ``<prefix>_*`` variable that is set, defaults for the rest, so the
         definitions load without credentials (``client()`` then names what is missing)."""
-        values: dict[str, Any] = {name: EnvVar(f"{prefix}_{suffix}") for name, suffix in ENV_SUFFIXES.items()
-                                  if os.environ.get(f"{prefix}_{suffix}")}
+        values = bound_env_vars(prefix, ENV_SUFFIXES)
         return cls(env_prefix=prefix, **values)
 
     def client(self) -> BigCommerceClient:

@@ -15,7 +15,6 @@ dropped connections and timeouts, ``Retry-After``). ``iter_modified`` reads a re
 from __future__ import annotations
 
 import base64
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,9 +22,10 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 
 from ..http.jsonbody import decode_json as decode_lenient
+from . import bound_env_vars
 from ..http.client import ApiClient, ApiError, BearerToken
 
 DEFAULT_AUTH_URL = "https://auth.europe-west1.gcp.commercetools.com"
@@ -203,8 +203,7 @@ class CommercetoolsResource(ConfigurableResource):
     def from_env_prefix(cls, prefix: str) -> "CommercetoolsResource":
         """EnvVar for each ``<prefix>_*`` variable that is set; defaults for the rest, so the
         definitions load without credentials (``client()`` then says what is missing)."""
-        values: dict[str, Any] = {field: EnvVar(f"{prefix}_{suffix}") for field, suffix in ENV_SUFFIXES.items()
-                                  if os.environ.get(f"{prefix}_{suffix}")}
+        values = bound_env_vars(prefix, ENV_SUFFIXES)
         return cls(env_prefix=prefix, **values)
 
     def credentials(self) -> Credentials:

@@ -14,15 +14,15 @@ methods on the same client, sharing the token, the session and the stats.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 
 from ..http.jsonbody import decode_json as decode_lenient
+from . import bound_env_vars
 from ..http.client import ApiClient, ApiError, BearerToken, RequestStats
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,7 @@ class FriendbuyResource(ConfigurableResource):
         """Resource reading ``<PREFIX>_MAPI_KEY``/``_MAPI_SECRET``/``_MAPI_URL`` at run time. Only the
         variables set now are bound, so definitions load on a machine without them."""
         fields = {"mapi_key": "MAPI_KEY", "mapi_secret": "MAPI_SECRET", "mapi_url": "MAPI_URL"}
-        bound = {name: EnvVar(f"{prefix}_{suffix}") for name, suffix in fields.items()
-                 if os.environ.get(f"{prefix}_{suffix}")}
+        bound = bound_env_vars(prefix, fields)
         return cls(env_prefix=prefix, **bound)
 
     def client(self) -> FriendbuyClient:

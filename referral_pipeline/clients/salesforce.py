@@ -29,20 +29,20 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 import time
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError as LibraryError
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 from simple_salesforce.login import SalesforceLogin
 
 from ..http.jsonbody import storable
+from . import bound_env_vars
 from ..http.client import IDEMPOTENT_METHODS, ApiClient, BearerToken
 from ..http.salesforce_session import session_for_instance
 
@@ -271,8 +271,7 @@ class SalesforceResource(ConfigurableResource):
         definitions load on a machine without them; values never appear in code or metadata."""
         fields = {"instance_url": "INSTANCE_URL", "access_token": "ACCESS_TOKEN", "client_id": "CLIENT_ID",
                   "client_secret": "CLIENT_SECRET", "domain": "DOMAIN", "api_version": "API_VERSION"}
-        bound = {name: EnvVar(f"{prefix}_{suffix}") for name, suffix in fields.items()
-                 if os.environ.get(f"{prefix}_{suffix}")}
+        bound = bound_env_vars(prefix, fields)
         return cls(env_prefix=prefix, **bound)
 
     def client(self) -> SalesforceClient:

@@ -12,13 +12,13 @@ ignores a repeated refund ``id``).
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
 import orjson
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 
+from . import bound_env_vars
 from ..http.client import ApiClient, ApiError, RequestStats, StaticHeaders
 
 DEFAULT_URL = "https://loyalty.yotpo.com/api/v2"
@@ -113,8 +113,7 @@ class YotpoResource(ConfigurableResource):
         """Resource reading ``<PREFIX>_GUID``/``_API_KEY``/``_API_URL`` at run time; only variables set
         now are bound, so definitions load on a machine without them."""
         fields = {"guid": "GUID", "api_key": "API_KEY", "api_url": "API_URL"}
-        bound = {name: EnvVar(f"{prefix}_{suffix}") for name, suffix in fields.items()
-                 if os.environ.get(f"{prefix}_{suffix}")}
+        bound = bound_env_vars(prefix, fields)
         return cls(env_prefix=prefix, **bound, **overrides)
 
     def client(self) -> YotpoClient:
