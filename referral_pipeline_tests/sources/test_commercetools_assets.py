@@ -7,8 +7,7 @@ import pytest
 from dagster import AssetKey, materialize
 from dagster_duckdb import DuckDBResource
 
-from referral_pipeline.assets.extract import build_extract_asset
-from referral_pipeline.assets.staging import build_staging_assets
+from referral_pipeline_tests.sources.asset_support import instance_assets
 from referral_pipeline.clients.commercetools import ENV_SUFFIXES, CommercetoolsConfigError, CommercetoolsResource
 from referral_pipeline.config.programs import load_programs
 from referral_pipeline.resources import PipelineSettings
@@ -20,8 +19,7 @@ from .commercetools_support import (PROGRAMS_YAML, cart_discount, customer, disc
 
 def ct_assets(programs_path):
     instance = load_programs(programs_path).source("ct")
-    extract_assets = [build_extract_asset(PLUGIN, instance, entity) for entity in PLUGIN.entities]
-    return extract_assets + build_staging_assets([(spec, instance.id) for spec in PLUGIN.staging_specs(instance.id)])
+    return instance_assets(PLUGIN, instance)
 
 
 def metadata_by_asset(result) -> dict[str, dict]:

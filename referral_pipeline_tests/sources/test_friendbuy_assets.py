@@ -9,8 +9,7 @@ import pytest
 from dagster import AssetKey, EnvVar, materialize
 from dagster_duckdb import DuckDBResource
 
-from referral_pipeline.assets.extract import build_extract_asset
-from referral_pipeline.assets.staging import build_staging_assets
+from referral_pipeline_tests.sources.asset_support import instance_assets
 from referral_pipeline.clients.friendbuy import DEFAULT_URL, FriendbuyError, FriendbuyResource
 from referral_pipeline.config.programs import load_programs
 from referral_pipeline.resources import PipelineSettings
@@ -40,9 +39,7 @@ def programs_file(tmp_path):
 
 def friendbuy_assets(programs_path):
     (instance,) = load_programs(programs_path).friendbuy_instances()
-    assets = [build_extract_asset(PLUGIN, instance, entity) for entity in PLUGIN.entities]
-    assets += build_staging_assets([(spec, instance.id) for spec in PLUGIN.staging_specs(instance.id)])
-    return instance, assets
+    return instance, instance_assets(PLUGIN, instance)
 
 
 def test_assets_materialize_against_the_simulator(tmp_path, programs_file, monkeypatch):
