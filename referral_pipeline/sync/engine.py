@@ -69,11 +69,19 @@ class EntitySpec:
     ownership: ObjectOwnership
     source_sql: str
     model: type[BaseModel]
-    send: Callable[[Any, dict], SendOutcome]
+    send: Callable[[Any, dict], SendOutcome] | None = None
     change_fields: tuple[str, ...] | None = None
     enrich_sql: str | None = None
     classify: Callable[[ApiError], SendOutcome | None] | None = None
     reconcile: Callable[[Any, dict], bool | None] | None = None
+    send_batch: Callable[[Any, list[dict]], list[SendOutcome]] | None = None
+    batch_size: int | Callable[[int], int] = 1
+
+    def batch_size_for(self, delta_rows: int) -> int:
+        """Records per request of a batch destination (``batch_size`` may depend on the delta size,
+        e.g. Salesforce collections of 200 below the Bulk threshold, one Bulk job above it)."""
+        size = self.batch_size(delta_rows) if callable(self.batch_size) else self.batch_size
+        return max(1, int(size))
 
 
 @dataclass
@@ -117,6 +125,25 @@ class SyncResult:
                 "requests_per_second": self.requests_per_second, "seconds": round(self.seconds, 3)}
 
 
+@dataclass
+class DestinationResult:
+    """Every entity pushed to one destination instance in a run (plus a read-back, where there is one)."""
+
+    destination: str
+    entities: dict[str, SyncResult] = field(default_factory=dict)
+    pulled: int = 0
+    pull_errors: int = 0
+
+    def totals(self) -> dict[str, Any]:
+        keys = ("attempted", "sent", "unchanged", "failed", "retry", "retried", "dead", "invalid", "reconciled",
+                "requests")
+        out = {k: sum(getattr(r, k) for r in self.entities.values()) for k in keys}
+        seconds = sum(r.seconds for r in self.entities.values())
+        out["requests_per_second"] = round(out["requests"] / seconds, 2) if seconds else 0.0
+        out["pulled"] = self.pulled
+        return out
+
+
 def ensure_sync_schema(con) -> None:
     """Columns the engine adds to ``ops.sync_state`` (contracts §6 columns are kept), and
     ``ops.loyalty_snapshot``. Needs the warehouse schema (``ensure_schema``) first."""
@@ -149,7 +176,10 @@ def run_sync(con, spec: EntitySpec, client: Any, *, run_id: str, markets: list[s
              settings: SyncSettings | None = None, now: datetime | None = None,
              after_send: Callable[[str, dict], None] | None = None) -> SyncResult:
     """Push one destination entity. ``after_send(record_key, payload)`` is a test hook called after
-    a send returned, before its outcome is recorded (raise from it to simulate a crash)."""
+    a send returned, before its outcome is recorded (raise from it to simulate a crash).
+
+    Batch destinations (``spec.send_batch``) send ``batch_size`` records per request; a chunk (the unit
+    of the in-flight marker and of one outcome transaction) then holds whole batches."""
     settings = settings or SyncSettings()
     started = time.monotonic()
     requests_before = _stat(client, "requests")
@@ -183,15 +213,17 @@ def run_sync(con, spec: EntitySpec, client: Any, *, run_id: str, markets: list[s
     result.attempted = delta_rows
 
     # -- send in chunks --------------------------------------------------------------------------
+    batch = spec.batch_size_for(delta_rows) if spec.send_batch else 1
+    chunk_size = max(settings.chunk_size // batch, 1) * batch
     offset = 0
     with ThreadPoolExecutor(max_workers=max(1, settings.concurrency)) as pool:
         while offset < delta_rows:
             cursor = con.execute("SELECT * FROM sync_delta ORDER BY record_key LIMIT ? OFFSET ?",
-                                 [settings.chunk_size, offset])
+                                 [chunk_size, offset])
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, values)) for values in cursor.fetchall()]
             offset += len(rows)
-            _send_chunk(con, spec, client, rows, pool, run_id, _now(now), settings, result, after_send)
+            _send_chunk(con, spec, client, rows, pool, run_id, _now(now), settings, result, after_send, batch)
 
     result.requests = _stat(client, "requests") - requests_before
     result.retried = _stat(client, "retries") - retries_before
@@ -205,7 +237,7 @@ def _stat(client: Any, name: str) -> int:
 
 
 def _send_chunk(con, spec: EntitySpec, client, rows: list[dict], pool, run_id: str, now: datetime,
-                settings: SyncSettings, result: SyncResult, after_send) -> None:
+                settings: SyncSettings, result: SyncResult, after_send, batch: int = 1) -> None:
     prepared: list[dict] = []
     invalid: dict[str, str] = {}
     for row in rows:
@@ -246,8 +278,22 @@ def _send_chunk(con, spec: EntitySpec, client, rows: list[dict], pool, run_id: s
                 "error": (outcome.error or None) and outcome.error[:ERROR_CHARS], "latency_ms": latency,
                 "remote_id": outcome.remote_id, "log_outcome": None}
 
+    def work_batch(group: list[dict]) -> list[dict]:
+        t0 = time.monotonic()
+        sent = _send_batch(spec, client, [p["body"] for p in group])
+        latency = (time.monotonic() - t0) * 1000.0 / max(len(group), 1)
+        out = []
+        for p, outcome in zip(group, sent):
+            if after_send is not None and outcome.outcome == "ok":
+                after_send(p["record_key"], p["body"])
+            out.append({"record_key": p["record_key"], "outcome": outcome.outcome, "status_code": outcome.status_code,
+                        "error": (outcome.error or None) and outcome.error[:ERROR_CHARS], "latency_ms": latency,
+                        "remote_id": outcome.remote_id, "log_outcome": None})
+        return out
+
     futures = []
     outcomes: list[dict] = []
+    valid = []
     for p in prepared:
         if p["record_key"] in invalid:
             outcomes.append({"record_key": p["record_key"], "outcome": "failed", "status_code": None,
@@ -255,8 +301,14 @@ def _send_chunk(con, spec: EntitySpec, client, rows: list[dict], pool, run_id: s
                              "log_outcome": "invalid"})
             result.invalid += 1
         else:
-            futures.append(pool.submit(work, p))
-    outcomes.extend(f.result() for f in futures)  # an exception here (crash) leaves the chunk in flight
+            valid.append(p)
+    if spec.send_batch is not None:
+        futures = [pool.submit(work_batch, valid[i:i + batch]) for i in range(0, len(valid), batch)]
+        for f in futures:  # an exception here (crash) leaves the chunk in flight
+            outcomes.extend(f.result())
+    else:
+        futures = [pool.submit(work, p) for p in valid]
+        outcomes.extend(f.result() for f in futures)  # an exception here (crash) leaves the chunk in flight
     _record_outcomes(con, spec, outcomes, run_id, now, settings, result)
     subjects = {p["record_key"]: p["subject_key"] for p in prepared}
     result.ok_subjects.extend(subjects[o["record_key"]] for o in outcomes
@@ -266,18 +318,37 @@ def _send_chunk(con, spec: EntitySpec, client, rows: list[dict], pool, run_id: s
 def _send_one(spec: EntitySpec, client, body: dict) -> SendOutcome:
     try:
         return spec.send(client, body)
-    except InDoubtError as exc:
+    except Exception as exc:  # noqa: BLE001 - classified below
+        return classify_exception(spec, exc)
+
+
+def classify_exception(spec: EntitySpec, exc: Exception) -> SendOutcome:
+    """What a failed request means for its record(s): in doubt, retry later, or failed."""
+    if isinstance(exc, InDoubtError):
         return SendOutcome("in_doubt", exc.status, str(exc))
-    except TransientError as exc:
+    if isinstance(exc, TransientError):
         return SendOutcome("retry", exc.status, exc.body or str(exc))
-    except ApiError as exc:
+    if isinstance(exc, ApiError):
         if spec.classify is not None:
             decided = spec.classify(exc)
             if decided is not None:
                 return decided
         return SendOutcome("failed", exc.status, exc.body or str(exc))
-    except Exception as exc:  # noqa: BLE001 - anything else (transport bugs, bad JSON) is retried later
-        return SendOutcome("retry", None, f"{type(exc).__name__}: {exc}")
+    # anything else (transport bugs, bad JSON) is retried later
+    return SendOutcome("retry", None, f"{type(exc).__name__}: {exc}")
+
+
+def _send_batch(spec: EntitySpec, client, bodies: list[dict]) -> list[SendOutcome]:
+    """One batch request: per-record outcomes from the destination (e.g. a Salesforce collection's
+    per-record errors), or the request's own failure applied to every record of the batch."""
+    try:
+        outcomes = list(spec.send_batch(client, bodies))
+    except Exception as exc:  # noqa: BLE001 - classified like a single send
+        return [classify_exception(spec, exc)] * len(bodies)
+    if len(outcomes) != len(bodies):
+        raise ValueError(f"{spec.destination}.{spec.entity}: send_batch returned {len(outcomes)} outcomes "
+                         f"for {len(bodies)} records")
+    return outcomes
 
 
 OUTCOME_SCHEMA = pa.schema([("record_key", pa.string()), ("outcome", pa.string()), ("status_code", pa.int32()),

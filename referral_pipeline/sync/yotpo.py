@@ -6,7 +6,7 @@ instance (destination name ``yotpo`` for prefix ``YOTPO``, else ``yotpo_<prefix>
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..config.programs import Programs
 from ..http.client import ApiError
 from ..transform.runtime import load_sql, run_sql, transaction
-from .engine import SQL_PACKAGE, EntitySpec, SendOutcome, SyncResult, SyncSettings, ensure_sync_schema, run_sync
+from .engine import (SQL_PACKAGE, DestinationResult, EntitySpec, SendOutcome, SyncSettings, ensure_sync_schema,
+                     run_sync)
 from .ownership import FieldOwnership, load_ownership
 
 
@@ -150,28 +151,11 @@ def yotpo_specs(destination: str, ownership: FieldOwnership | None = None) -> li
     ]
 
 
-@dataclass
-class YotpoRunResult:
-    destination: str
-    entities: dict[str, SyncResult] = field(default_factory=dict)
-    pulled: int = 0
-    pull_errors: int = 0
-
-    def totals(self) -> dict[str, Any]:
-        keys = ("attempted", "sent", "unchanged", "failed", "retry", "retried", "dead", "invalid", "reconciled",
-                "requests")
-        out = {k: sum(getattr(r, k) for r in self.entities.values()) for k in keys}
-        seconds = sum(r.seconds for r in self.entities.values())
-        out["requests_per_second"] = round(out["requests"] / seconds, 2) if seconds else 0.0
-        out["pulled"] = self.pulled
-        return out
-
-
 def run_yotpo_sync(con, client, instance: YotpoInstance, *, run_id: str, settings: SyncSettings | None = None,
                    now: datetime | None = None, ownership: FieldOwnership | None = None, pull: bool = True,
-                   after_send: Callable[[str, dict], None] | None = None) -> YotpoRunResult:
+                   after_send: Callable[[str, dict], None] | None = None) -> DestinationResult:
     ensure_sync_schema(con)
-    out = YotpoRunResult(instance.destination)
+    out = DestinationResult(instance.destination)
     subjects: set[str] = set()
     for spec in yotpo_specs(instance.destination, ownership):
         res = run_sync(con, spec, client, run_id=run_id, markets=list(instance.markets), settings=settings,
