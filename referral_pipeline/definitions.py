@@ -15,6 +15,7 @@ from .assets.identity import build_identity_assets
 from .assets.referrals import build_referral_assets
 from .assets.reports import build_report_assets
 from .assets.staging import build_staging_assets
+from .assets.sync import build_sync_assets, sync_targets
 from .config.programs import load_programs
 from .jobs import build_jobs, build_schedules
 from .resources import config_path, settings_resource, warehouse_resource
@@ -48,6 +49,13 @@ def build_definitions(programs_path: str | None = None) -> Definitions:
     assets.extend(report_assets)
     nightly_only.extend(a.key for a in report_assets)   # product §9: reconciliation and reports are nightly
     # --- end referrals and reports
+    # --- sync (pushes and write-backs): after the transforms, gated by their blocking checks
+    targets = sync_targets(programs)
+    for target in targets:   # destinations that are not also sources bring their own resource
+        if target.make_resource is not None and target.resource_key not in resources:
+            resources[target.resource_key] = target.make_resource()
+    assets.extend(build_sync_assets(programs, targets))
+    # --- end sync
     # --- data quality + analysts' report/published copy: keep this block last, right before the jobs
     # (the checks attach to the assets collected above; the published copy depends on all of them).
     assets.extend(build_analyst_assets(assets))

@@ -1,70 +1,133 @@
 """Sync assets (group ``sync``): push changed records to the destinations (docs/sync.md).
 
-One asset per Yotpo instance (``sync/yotpo``): customers, orders, refunds through the sync engine,
-then the loyalty pull into ``ops.loyalty_snapshot``. The Yotpo resource is keyed ``api_<destination>``
-(``YotpoResource.from_env_prefix(<env_prefix>)``). Not registered in ``definitions.py`` yet (the lead
-wires it after the upstream stages, behind their blocking checks).
+One asset ``sync/<target>`` per destination instance, each a thin wrapper around a plain
+``run_<destination>_sync`` function of ``referral_pipeline.sync``. Every asset reads the push inputs
+(``analytics/*``), so the blocking data-quality checks on those assets gate it: when one fails, no
+push runs in that run. Targets that write loyalty values (Salesforce, commerce) run after the Yotpo
+pull of the same run.
 """
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Optional
+
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue, asset
 
+from ..clients.yotpo import YotpoResource
 from ..config.programs import Programs
-from ..sync.engine import SyncSettings
-from ..sync.yotpo import YotpoInstance, run_yotpo_sync, yotpo_instances
+from ..sync.engine import DestinationResult, SyncSettings
+from ..sync.yotpo import run_yotpo_sync, yotpo_instances
 from ..warehouse.schema import ensure_schema
 
-YOTPO_DEPS = [AssetKey(["analytics", "customers"]), AssetKey(["analytics", "orders"]), AssetKey(["staging", "refunds"])]
+PUSH_INPUTS = (AssetKey(["analytics", "customers"]), AssetKey(["analytics", "orders"]), AssetKey(["staging", "refunds"]))
 
 
 class SyncConfig(Config):
-    """``retry_failed`` re-sends failed records even when unchanged (nightly); ``limit`` caps records
-    per entity and run; ``pull`` reads points/tier/referral code back."""
+    """Overrides; unset fields follow the job (tag ``referral/job``): the ``nightly`` job re-sends
+    failed records even when unchanged (``retry_failed``) and pulls destination state back (``pull``:
+    Yotpo points/tier); ``hourly`` does neither (due ``retry`` records are re-sent by every run).
+    ``limit`` caps records per entity and run; ``concurrency``/``max_attempts`` override the target's
+    defaults."""
 
-    retry_failed: bool = False
-    limit: int | None = None
-    pull: bool = True
-    concurrency: int = 4
+    retry_failed: Optional[bool] = None
+    limit: Optional[int] = None
+    pull: Optional[bool] = None
+    concurrency: Optional[int] = None
     max_attempts: int = 8
 
 
-def yotpo_resource_key(instance: YotpoInstance) -> str:
-    return f"api_{instance.destination}"
+JOB_TAG = "referral/job"
 
 
-def build_sync_assets(programs: Programs) -> list[AssetsDefinition]:
-    return [_yotpo_asset(inst) for inst in yotpo_instances(programs)]
+def job_defaults(job: str | None) -> dict[str, bool]:
+    """What a run does by default: nightly (and ad-hoc materializations) pull and retry failed
+    records; hourly only pushes deltas and due retries (product §9)."""
+    hourly = job == "hourly"
+    return {"retry_failed": not hourly, "pull": not hourly}
 
 
-def _yotpo_asset(instance: YotpoInstance) -> AssetsDefinition:
-    resource_key = yotpo_resource_key(instance)
+@dataclass(frozen=True)
+class SyncTarget:
+    """One destination instance: its asset name, the resource that gives its client, the markets it
+    serves, the assets it reads and the plain function that pushes (``run(con, client, run_id=,
+    settings=, pull=)``)."""
 
-    @asset(key=AssetKey(["sync", instance.destination]), group_name="sync", kinds={"duckdb", "python"},
-           pool="duckdb", deps=YOTPO_DEPS, required_resource_keys={"duckdb", "settings", resource_key},
-           description=f"Push customers, orders and refunds of markets {', '.join(instance.markets)} to Yotpo "
-                       f"Loyalty ({instance.env_prefix}_*), then pull points, VIP tier and referral code.",
-           metadata={"destination": instance.destination, "markets": ", ".join(instance.markets)})
+    name: str
+    resource_key: str
+    markets: tuple[str, ...]
+    deps: tuple[AssetKey, ...]
+    description: str
+    run: Callable[..., DestinationResult]
+    default_concurrency: int = 4
+    make_resource: Optional[Callable[[], Any]] = None   # None: the resource exists (a source instance)
+
+    @property
+    def key(self) -> AssetKey:
+        return AssetKey(["sync", self.name])
+
+
+def yotpo_resource_key(destination: str) -> str:
+    return f"api_{destination}"
+
+
+def yotpo_targets(programs: Programs) -> list[SyncTarget]:
+    def runner(instance):
+        return lambda con, client, *, run_id, settings, pull: run_yotpo_sync(
+            con, client, instance, run_id=run_id, settings=settings, pull=pull)
+
+    return [SyncTarget(inst.destination, yotpo_resource_key(inst.destination), inst.markets, PUSH_INPUTS,
+                       f"Push customers, orders and refunds of markets {', '.join(inst.markets)} to Yotpo Loyalty "
+                       f"({inst.env_prefix}_*), then pull points, VIP tier and referral code.", runner(inst),
+                       make_resource=partial(YotpoResource.from_env_prefix, inst.env_prefix))
+            for inst in yotpo_instances(programs)]
+
+
+def sync_targets(programs: Programs) -> list[SyncTarget]:
+    """Every destination instance of the programs file, in a stable order."""
+    return [*yotpo_targets(programs)]
+
+
+def build_sync_assets(programs: Programs, targets: list[SyncTarget] | None = None) -> list[AssetsDefinition]:
+    return [_sync_asset(t) for t in (targets if targets is not None else sync_targets(programs))]
+
+
+def _settings(target: SyncTarget, config: SyncConfig, defaults: dict[str, bool]) -> SyncSettings:
+    retry_failed = defaults["retry_failed"] if config.retry_failed is None else config.retry_failed
+    return SyncSettings(concurrency=config.concurrency or target.default_concurrency,
+                        max_attempts=config.max_attempts, retry_failed=retry_failed, limit=config.limit)
+
+
+def _sync_asset(target: SyncTarget) -> AssetsDefinition:
+    @asset(key=target.key, group_name="sync", kinds={"duckdb", "python"}, pool="duckdb", deps=list(target.deps),
+           required_resource_keys={"duckdb", "settings", target.resource_key}, description=target.description,
+           metadata={"destination": target.name, "markets": ", ".join(target.markets)})
     def _sync(context: AssetExecutionContext, config: SyncConfig) -> MaterializeResult:
-        client = getattr(context.resources, resource_key).client()
-        settings = SyncSettings(concurrency=config.concurrency, max_attempts=config.max_attempts,
-                                retry_failed=config.retry_failed, limit=config.limit)
+        client = getattr(context.resources, target.resource_key).client()
+        defaults = job_defaults(context.run.tags.get(JOB_TAG))
+        pull = defaults["pull"] if config.pull is None else config.pull
         with context.resources.duckdb.get_connection() as con:
             ensure_schema(con)
-            result = run_yotpo_sync(con, client, instance, run_id=context.run.run_id, settings=settings,
-                                    pull=config.pull)
+            result = target.run(con, client, run_id=context.run.run_id, settings=_settings(target, config, defaults),
+                                pull=pull)
             failed = con.sql("""SELECT entity, record_key, status, attempts, last_status_code, left(last_error, 120) AS error
                                 FROM ops.failed_payloads WHERE destination = ? ORDER BY entity, record_key LIMIT 10""",
-                             params=[instance.destination]).df()
-        totals = result.totals()
-        errors = [e | {"entity": name} for name, r in result.entities.items() for e in r.errors][:10]
-        return MaterializeResult(metadata={
-            **{k: MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(float(v)) for k, v in totals.items()},
-            "achieved_requests_per_second": MetadataValue.float(float(totals["requests_per_second"])),
-            "by_entity": MetadataValue.json({k: r.as_metadata() for k, r in result.entities.items()}),
-            "http": MetadataValue.json(client.stats.as_metadata()),
-            "error_sample": MetadataValue.md(_errors_md(errors)),
-            "failed_payloads": MetadataValue.md(failed.to_markdown(index=False) if len(failed) else "(none)"),
-        })
+                             params=[result.destination]).df()
+        return MaterializeResult(metadata=sync_metadata(result, client, failed))
 
     return _sync
+
+
+def sync_metadata(result: DestinationResult, client: Any, failed) -> dict[str, Any]:
+    totals = result.totals()
+    errors = [e | {"entity": name} for name, r in result.entities.items() for e in r.errors][:10]
+    stats = getattr(client, "stats", None)
+    return {
+        **{k: MetadataValue.int(v) if isinstance(v, int) else MetadataValue.float(float(v)) for k, v in totals.items()},
+        "achieved_requests_per_second": MetadataValue.float(float(totals["requests_per_second"])),
+        "by_entity": MetadataValue.json({k: r.as_metadata() for k, r in result.entities.items()}),
+        "http": MetadataValue.json(stats.as_metadata() if stats is not None else {}),
+        "error_sample": MetadataValue.md(_errors_md(errors)),
+        "failed_payloads": MetadataValue.md(failed.to_markdown(index=False) if len(failed) else "(none)"),
+    }
 
 
 def _errors_md(errors: list[dict]) -> str:

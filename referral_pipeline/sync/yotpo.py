@@ -193,7 +193,8 @@ def _referral_code(remote: dict) -> str | None:
 def pull_loyalty(con, client, instance: YotpoInstance, changed: list[str], *, run_id: str,
                  now: datetime | None = None) -> tuple[int, int]:
     """Read the loyalty state of the customers this run changed in Yotpo, plus customers of the
-    instance's markets that have no snapshot yet, into ``ops.loyalty_snapshot``; then copy points and
+    instance's markets that have no snapshot yet or had a record accepted after their snapshot (so a
+    pull-less hourly run is caught up by the next pull), into ``ops.loyalty_snapshot``; then copy points and
     tier into ``analytics.customers`` (the columns the Yotpo pull owns). One GET per customer."""
     ensure_sync_schema(con)
     keys = pa.table({"customer_key": pa.array(changed, pa.string())})
@@ -204,7 +205,11 @@ def pull_loyalty(con, client, instance: YotpoInstance, changed: list[str], *, ru
             WHERE list_contains($markets, c.market_id) AND c.email IS NOT NULL
               AND (c.customer_key IN (SELECT customer_key FROM pull_changed)
                    OR NOT EXISTS (SELECT 1 FROM ops.loyalty_snapshot s
-                                  WHERE s.destination = $destination AND s.customer_key = c.customer_key))
+                                  WHERE s.destination = $destination AND s.customer_key = c.customer_key)
+                   OR EXISTS (SELECT 1 FROM ops.loyalty_snapshot s JOIN ops.sync_state sent
+                                ON sent.destination = s.destination AND sent.subject_key = s.customer_key
+                              WHERE s.destination = $destination AND s.customer_key = c.customer_key
+                                AND sent.status = 'ok' AND sent.last_attempt_at > s.fetched_at))
               AND EXISTS (SELECT 1 FROM ops.sync_state st WHERE st.destination = $destination
                           AND st.subject_key = c.customer_key AND st.first_ok_at IS NOT NULL)
             ORDER BY c.customer_key""",
