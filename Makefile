@@ -14,6 +14,7 @@ SANDBOX_STATE ?= data/sandbox-state
 SANDBOX_PORT_BASE ?= 8700
 SANDBOX_FAULTS ?=
 SANDBOX       ?= on
+JOB           ?= nightly
 AS_OF         ?=
 CONFIG        ?=
 DUCKDB_PATH   ?= data/referral.duckdb
@@ -54,7 +55,7 @@ sandbox: $(INSTALLED)
 
 run: $(INSTALLED)
 	$(BIN)/python -m referral_pipeline run --sandbox $(SANDBOX) $(SANDBOX_ARGS) \
-		$(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG)) --duckdb $(DUCKDB_PATH)
+		$(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG)) --duckdb $(DUCKDB_PATH) --job $(JOB)
 
 dev: $(INSTALLED)
 	$(BIN)/python -m referral_pipeline dev --sandbox $(SANDBOX) $(SANDBOX_ARGS) \

@@ -11,6 +11,7 @@ import argparse
 import os
 import shlex
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -103,6 +104,37 @@ def configure_environment(args: argparse.Namespace, sandbox_env: dict[str, str])
         os.environ["REFERRAL_AS_OF"] = args.as_of
 
 
+PID_TAG, HOST_TAG = "referral/pid", "referral/host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance) -> list[str]:
+    """Runs of this host whose process died (SIGKILL, power loss) stay STARTED in the instance and keep
+    their ``duckdb`` pool slot, which would block every later run forever: mark them failed and free
+    their slots. Runs of live processes (an overlapping hourly/nightly run) are left alone."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    released = []
+    running = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+    for run in running:
+        pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+        if not pid or host != socket.gethostname() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"process {pid} died before the run finished (released by the next run)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
 def run_job(job_name: str = "nightly") -> tuple[bool, str]:
     from dagster import DagsterInstance
 
@@ -111,8 +143,11 @@ def run_job(job_name: str = "nightly") -> tuple[bool, str]:
     defs = build_definitions()
     job = defs.resolve_job_def(job_name)
     with DagsterInstance.get() as instance:
+        for run_id in release_dead_runs(instance):
+            print(f"released run {run_id}: its process is gone", file=sys.stderr)
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False, tags={"referral/trigger": "make run"},
+            instance=instance, raise_on_error=False,
+            tags={"referral/trigger": "make run", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
             run_config={"loggers": {"console": {"config": {"log_level": os.environ.get("REFERRAL_LOG_LEVEL", "INFO")}}}})
     if not result.success:
         for event in result.all_events:
@@ -128,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with sandbox(args) as env:
         configure_environment(args, env)
         started = time.monotonic()
-        ok, run_id = run_job("nightly")
+        ok, run_id = run_job(args.job)
         print_summary(os.environ["REFERRAL_DUCKDB_PATH"], run_id, ok, time.monotonic() - started)
     return 0 if ok else 1
 
@@ -159,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="run the nightly job once (make run)")
     add_sandbox_args(run_p)
     run_p.add_argument("--as-of", help="the run's as_of time (ISO-8601)")
+    run_p.add_argument("--job", choices=("nightly", "hourly"), default="nightly", help="the job to run once")
     dev_p = sub.add_parser("dev", help="sandbox + dagster dev (make dev)")
     add_sandbox_args(dev_p)
     args = parser.parse_args(argv)

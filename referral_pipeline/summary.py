@@ -36,11 +36,15 @@ def collect_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[s
         sections.append(("rewards by status", _rows(con, "SELECT status, count(*) FROM analytics.rewards GROUP BY 1 ORDER BY 1")))
     if _table_exists(con, "audit.fraud_flags"):
         sections.append(("fraud flags by rule", _rows(con, "SELECT rule, count(*) FROM audit.fraud_flags GROUP BY 1 ORDER BY 1")))
-    if _table_exists(con, "ops.sync_log"):
-        sections.append(("pushes per destination (sent / unchanged / failed)", _rows(con, """
-            SELECT destination, count(*) FILTER (WHERE outcome = 'sent'), count(*) FILTER (WHERE outcome = 'unchanged'),
-                   count(*) FILTER (WHERE outcome IN ('failed', 'dead', 'retry'))
-            FROM ops.sync_log WHERE run_id = ? GROUP BY 1 ORDER BY 1""", [run_id])))
+    if _table_exists(con, "ops.sync_log") and _table_exists(con, "ops.sync_state"):
+        sections.append(("pushes per destination and entity (sent / unchanged / failed or pending retry)", _rows(con, """
+            WITH attempted AS (SELECT DISTINCT destination, entity, record_key FROM ops.sync_log WHERE run_id = ?)
+            SELECT st.destination || ' ' || st.entity,
+                   count(*) FILTER (WHERE a.record_key IS NOT NULL AND st.status = 'ok'),
+                   count(*) FILTER (WHERE a.record_key IS NULL AND st.status = 'ok'),
+                   count(*) FILTER (WHERE st.status <> 'ok')
+            FROM ops.sync_state st LEFT JOIN attempted a USING (destination, entity, record_key)
+            GROUP BY 1 ORDER BY 1""", [run_id])))
     return sections
 
 

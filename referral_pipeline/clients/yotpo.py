@@ -8,9 +8,13 @@ connection is retried in-run (Yotpo awards an order's points at most once per ``
 ignores a repeated refund ``id``).
 
 ``YotpoResource.from_env_prefix("YOTPO")`` reads ``YOTPO_GUID``, ``YOTPO_API_KEY`` and
-``YOTPO_API_URL`` (default ``https://loyalty.yotpo.com/api/v2``) through ``dagster.EnvVar``.
+``YOTPO_API_URL`` (default ``https://loyalty.yotpo.com/api/v2``) through ``dagster.EnvVar``;
+``YOTPO_RATE_LIMIT_PER_SECOND`` (optional, read when the definitions load) sets the client-side limit
+to the account's plan (default 5/s, the documented minimum).
 """
 from __future__ import annotations
+
+import os
 
 import time
 from typing import Any, Callable
@@ -114,6 +118,9 @@ class YotpoResource(ConfigurableResource):
         now are bound, so definitions load on a machine without them."""
         fields = {"guid": "GUID", "api_key": "API_KEY", "api_url": "API_URL"}
         bound = bound_env_vars(prefix, fields)
+        rate = os.environ.get(f"{prefix}_RATE_LIMIT_PER_SECOND")   # the account's plan, if not the default
+        if rate and "rate_limit_per_second" not in overrides:
+            overrides["rate_limit_per_second"] = float(rate)
         return cls(env_prefix=prefix, **bound, **overrides)
 
     def client(self) -> YotpoClient:

@@ -40,3 +40,20 @@ def test_yotpo_sync_asset_materializes_and_is_idempotent(tmp_path):
     with duckdb.connect(path, read_only=True) as ro:
         assert ro.execute("SELECT entity, status FROM ops.sync_state ORDER BY 1").fetchall() == [
             ("customers", "ok"), ("orders", "ok"), ("refunds", "ok")]
+
+
+def test_generated_worlds_announce_the_yotpo_plan_rate_and_the_resource_follows_it(tmp_path, monkeypatch):
+    from referral_pipeline.sandbox.core.config import config_from_mapping, load_config_file
+    from referral_pipeline.sandbox.generator.settings import SANDBOX_YAML
+
+    (tmp_path / "sandbox.yaml").write_text(SANDBOX_YAML)
+    cfg = config_from_mapping(load_config_file(tmp_path / "sandbox.yaml"))
+    assert cfg.for_system("yotpo").rate_limit["requests_per_second"] == 200
+    with yotpo(rate_per_second=200) as sim:
+        assert sim.env_vars(sim.base_url)["YOTPO_RATE_LIMIT_PER_SECOND"] == "200"
+    with yotpo(rate_per_second=0) as sim:                  # no limit: nothing announced, client default
+        assert "YOTPO_RATE_LIMIT_PER_SECOND" not in sim.env_vars(sim.base_url)
+    monkeypatch.setenv("YOTPO_RATE_LIMIT_PER_SECOND", "200")
+    assert YotpoResource.from_env_prefix("YOTPO").rate_limit_per_second == 200.0
+    monkeypatch.delenv("YOTPO_RATE_LIMIT_PER_SECOND")
+    assert YotpoResource.from_env_prefix("YOTPO").rate_limit_per_second == 5.0

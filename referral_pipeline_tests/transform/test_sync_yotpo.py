@@ -127,6 +127,28 @@ def test_one_order_change_sends_exactly_one_write_and_only_status_triggers():
                            ).fetchall() == [(140, "r3")]
 
 
+def test_a_run_without_pull_is_caught_up_by_the_next_pull():
+    """Hourly runs push without pulling; the next (nightly) pull reads every customer that had a record
+    accepted after their snapshot, even when that run itself sends nothing."""
+    con = new_db()
+    world(con)
+    with yotpo() as sim:
+        client = client_for(sim)
+        sync(con, client, "r1")
+        order(con, "sf:p", "cus_0", "c0@example.com", status="paid", gross="40.00")    # placed -> paid
+        sync(con, client, "hourly", now=NOW + timedelta(hours=1), pull=False)
+        assert con.execute("SELECT points_balance, run_id FROM ops.loyalty_snapshot WHERE customer_key = 'cus_0'"
+                           ).fetchall() == [(100, "r1")]
+        res = sync(con, client, "nightly", now=NOW + timedelta(hours=2))
+        assert res.totals()["attempted"] == 0 and res.pulled == 1                     # only cus_0 is re-read
+        assert con.execute("SELECT points_balance, run_id FROM ops.loyalty_snapshot WHERE customer_key = 'cus_0'"
+                           ).fetchall() == [(140, "nightly")]
+        assert con.execute("SELECT loyalty_points_balance FROM analytics.customers WHERE customer_key = 'cus_0'"
+                           ).fetchall() == [(140,)]
+        again = sync(con, client, "nightly2", now=NOW + timedelta(hours=3))
+        assert again.pulled == 0
+
+
 def test_injected_faults_converge_to_the_fault_free_state():
     con_ok, con = new_db(), new_db()
     world(con_ok, 6)

@@ -24,7 +24,7 @@ END_MS = to_ms(datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC))
 # Customers may have registered before the order history starts.
 CUSTOMERS_FROM_MS = to_ms(datetime(2025, 1, 1, tzinfo=UTC))
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2   # 2: worlds carry sandbox.yaml (Yotpo plan rate)
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,14 @@ RETURN_WINDOW_DAYS = 30
 ADVOCATE_MONTHLY_CAP = 10
 VELOCITY_ADVOCATE_PER_24H = 5
 VELOCITY_IP_PER_HOUR = 3
+
+# Written to ``out_dir/sandbox.yaml`` (contracts §3.1): simulator settings of generated worlds. The
+# generated Yotpo merchant is on a high-volume plan (200 requests/s instead of the documented
+# default 5), so a first `make run` of the `small` world (~6,500 Yotpo writes) takes seconds, not
+# 20 minutes; the simulator announces its limit as YOTPO_RATE_LIMIT_PER_SECOND and the pipeline's
+# client-side limiter follows it. Fixture worlds without this file keep the documented 5/s.
+SANDBOX_YAML = """\
+# Simulator settings for this generated world (contracts §3.1); faults can be added with --faults.
+yotpo:
+  rate_limit: {requests_per_second: 200}
+"""

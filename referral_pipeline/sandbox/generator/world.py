@@ -22,7 +22,7 @@ from .orders import KIND_EXTRA, KIND_FIRST, World, plan_chunk
 from .people import build_people, plant_alias_duplicates
 from .promo import build_promotions
 from .referrals import OUTCOME_NORMAL, OUTCOME_PARTIAL, build_referrals, decide_rewards
-from .settings import BC, CT, PROGRAMS_YAML, SCALES, SF, SOURCES
+from .settings import BC, CT, PROGRAMS_YAML, SANDBOX_YAML, SCALES, SF, SOURCES
 from .writer import FixtureWriter
 
 SYSTEM_DIRS = ("salesforce", "commercetools", "bigcommerce", "friendbuy", "yotpo")
@@ -146,7 +146,7 @@ class Run:
 def _clear(out_dir: Path) -> None:
     for name in SYSTEM_DIRS + (".parts",):
         shutil.rmtree(out_dir / name, ignore_errors=True)
-    for name in ("manifest.json", "programs.yaml"):
+    for name in ("manifest.json", "programs.yaml", "sandbox.yaml"):
         (out_dir / name).unlink(missing_ok=True)
 
 
@@ -167,6 +167,7 @@ def generate(scale: str, seed: int, out_dir: Path, invalid_utf8: str = "surrogat
     registry, _ = run.finish_global()
     files = writer.finish()
     (out_dir / "programs.yaml").write_text(PROGRAMS_YAML)
+    (out_dir / "sandbox.yaml").write_text(SANDBOX_YAML)
     manifest = build_manifest(scale=scale, seed=seed, invalid_utf8=invalid_utf8, world=world, run=run,
                               registry=registry, cases=cases, leaks=leaks, aliases=aliases, files=files)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")

@@ -117,8 +117,12 @@ class YotpoSimulator(Simulator):
         self.book.invalidate()
 
     def env_vars(self, base_url: str) -> dict[str, str]:
-        return {"YOTPO_GUID": self.account.guid, "YOTPO_API_KEY": self.account.api_key,
-                "YOTPO_API_URL": base_url.rstrip("/") + API}
+        env = {"YOTPO_GUID": self.account.guid, "YOTPO_API_KEY": self.account.api_key,
+               "YOTPO_API_URL": base_url.rstrip("/") + API}
+        rate = self.limiter.settings.requests_per_second
+        if rate:   # the merchant's plan: the pipeline's client-side limiter follows it
+            env["YOTPO_RATE_LIMIT_PER_SECOND"] = f"{rate:g}"
+        return env
 
     def admin_upsert(self, collection: str, record: dict) -> dict:
         """Customers are merged as an admin edit in Yotpo would (seen now, VIP tier re-derived);
