@@ -87,14 +87,14 @@ def test_first_sync_sends_everything_second_sends_nothing():
                            "user_agent": "pytest", "items": [{"id": "sku1", "name": "Sku1", "quantity": 2,
                                                                "price_cents": 5000}]}
         state = sim_state(sim)
-        assert {r["id"]: r["points_reversed"] for r in state["refunds"]} == {"sf:r1": 25}
+        assert {r["id"]: r["points_reversed"] for r in state["refunds"]} == {"sf:r1": 22}   # 25.00 of 113.00 paid, on the 100.00 basis
         # the pull: loyalty snapshot and analytics.customers loyalty columns
         assert con.execute("""SELECT customer_key, points_balance, found, referral_code IS NOT NULL
                               FROM ops.loyalty_snapshot ORDER BY 1""").fetchall() == [
-            ("cus_0", 100, True, True), ("cus_1", 75, True, True), ("cus_2", 100, True, True)]
+            ("cus_0", 100, True, True), ("cus_1", 78, True, True), ("cus_2", 100, True, True)]
         assert con.execute("SELECT customer_key, loyalty_points_balance FROM analytics.customers "
                            "WHERE loyalty_points_balance IS NOT NULL ORDER BY 1").fetchall() == [
-            ("cus_0", 100), ("cus_1", 75), ("cus_2", 100)]
+            ("cus_0", 100), ("cus_1", 78), ("cus_2", 100)]
         before = dict(sim.request_counts)
         log_rows = con.execute("SELECT count(*) FROM ops.sync_log").fetchall()[0][0]
         snap = con.execute("SELECT * FROM ops.loyalty_snapshot ORDER BY ALL").fetchall()
@@ -196,7 +196,7 @@ def test_crash_after_in_flight_marker_is_reconciled_without_duplicate_effect():
                                                                              "sf:p": 0}
     assert [r["id"] for r in state["refunds"]] == ["sf:r1"]
     assert {c["email"]: c["points_earned"] for c in state["customers"]} == {
-        "c0@example.com": 100, "c1@example.com": 75, "c2@example.com": 100}
+        "c0@example.com": 100, "c1@example.com": 78, "c2@example.com": 100}
 
 
 def test_crashed_customer_upsert_reconciled_through_read_api():
@@ -324,3 +324,27 @@ def test_rate_limit_close_to_five_per_second_without_429():
         assert 429 not in client.stats.by_status
         assert 3.6 <= elapsed <= 5.0               # 20 requests at 5/s
         assert 4.0 <= 20 / elapsed <= 5.3
+
+
+def test_refunds_are_scaled_to_the_yotpo_basis_and_a_full_refund_adds_up_to_the_order_total():
+    """A source refund includes tax and shipping; Yotpo got the item subtotal. A refund of everything the
+    shopper paid, in three parts, reverses exactly the order's points and Yotpo accepts every part."""
+    con = new_db()
+    customer(con, "cus_0", "c0@example.com")
+    order(con, "sf:0", "cus_0", "c0@example.com", status="paid", gross="100.00")      # paid 113.00
+    item(con, "sf:0", "1", "sku", 1, "100.00")
+    refund(con, "sf:a", "sf:0", "33.33")
+    with yotpo() as sim:
+        client = client_for(sim)
+        sync(con, client, "r1")
+        refund(con, "sf:b", "sf:0", "33.33")
+        refund(con, "sf:c", "sf:0", "46.34")                                          # 113.00 in total
+        sync(con, client, "r2")
+        assert con.execute("SELECT record_key, status FROM ops.sync_state WHERE entity = 'refunds' ORDER BY 1"
+                           ).fetchall() == [("sf:a", "ok"), ("sf:b", "ok"), ("sf:c", "ok")]
+        sent = [orjson.loads(p)["total_amount_cents"] for (p,) in con.execute(
+            "SELECT payload FROM ops.sync_state WHERE entity = 'refunds' ORDER BY record_key").fetchall()]
+        assert sent == [2950, 2949, 4101] and sum(sent) == 10000
+        state = sim_state(sim)
+        assert {o["order_id"]: o["refunded_amount_cents"] for o in state["orders"]} == {"sf:0": 10000}
+        assert {c["email"]: c["points_balance"] for c in state["customers"]} == {"c0@example.com": 0}
