@@ -6,6 +6,7 @@ One asset ``sync/<target>`` per destination instance, each a thin wrapper around
 push runs in that run. Targets that write loyalty values (Salesforce, commerce) run after the Yotpo
 pull of the same run.
 """
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional
@@ -15,10 +16,20 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, M
 from ..clients.yotpo import YotpoResource
 from ..config.programs import Programs
 from ..sync.engine import DestinationResult, SyncSettings
+from ..sync.bigcommerce import run_bigcommerce_sync
+from ..sync.commerce import commerce_instances
+from ..sync.commercetools import run_commercetools_sync
+from ..sync.friendbuy import friendbuy_instances, run_friendbuy_sync
+from ..sync.salesforce import run_salesforce_sync, salesforce_instances
 from ..sync.yotpo import run_yotpo_sync, yotpo_instances
 from ..warehouse.schema import ensure_schema
 
 PUSH_INPUTS = (AssetKey(["analytics", "customers"]), AssetKey(["analytics", "orders"]), AssetKey(["staging", "refunds"]))
+FRIENDBUY_INPUTS = PUSH_INPUTS + (AssetKey(["staging", "order_items"]), AssetKey(["staging", "referral_events"]))
+COMMERCE_INPUTS = (AssetKey(["identity", "customer_map"]), AssetKey(["staging", "customers"]),
+                   AssetKey(["analytics", "customers"]), AssetKey(["analytics", "rewards"]))
+SALESFORCE_INPUTS = (AssetKey(["analytics", "customers"]), AssetKey(["analytics", "referral_attribution"]),
+                     AssetKey(["analytics", "rewards"]), AssetKey(["analytics", "referral_events"]))
 
 
 class SyncConfig(Config):
@@ -59,6 +70,7 @@ class SyncTarget:
     run: Callable[..., DestinationResult]
     default_concurrency: int = 4
     make_resource: Optional[Callable[[], Any]] = None   # None: the resource exists (a source instance)
+    make_client: Callable[[Any], Any] = lambda resource: resource.client()
 
     @property
     def key(self) -> AssetKey:
@@ -81,9 +93,61 @@ def yotpo_targets(programs: Programs) -> list[SyncTarget]:
             for inst in yotpo_instances(programs)]
 
 
+def friendbuy_targets(programs: Programs) -> list[SyncTarget]:
+    """One per Friendbuy account; its client is the extraction resource's push client (paced at the
+    push rate). ``<PREFIX>_ORDER_ID_DEDUP=true`` declares that the account ignores or rejects a
+    repeated purchase ``orderId`` (confirmed with Friendbuy), so in-doubt purchases may be re-sent."""
+    by_prefix = {i.env_prefix: i.id for i in programs.friendbuy_instances()}
+
+    def runner(instance):
+        def run(con, client, *, run_id, settings, pull):
+            dedup = os.environ.get(f"{instance.env_prefix}_ORDER_ID_DEDUP", "").lower() in ("1", "true", "yes")
+            return run_friendbuy_sync(con, client, instance, run_id=run_id, settings=settings, order_id_dedup=dedup)
+        return run
+
+    return [SyncTarget(inst.destination, f"api_{by_prefix[inst.env_prefix]}", inst.markets, FRIENDBUY_INPUTS,
+                       f"Push customers, purchases (once per order) and refund/cancellation events of markets "
+                       f"{', '.join(inst.markets)} to Friendbuy ({inst.env_prefix}_*).", runner(inst),
+                       make_client=lambda resource: resource.push_client())
+            for inst in friendbuy_instances(programs)]
+
+
+def salesforce_targets(programs: Programs, after: tuple[AssetKey, ...]) -> list[SyncTarget]:
+    """Write-back to each Salesforce org (Contact fields, Referral__c, Referral_Reward__c), after the
+    Yotpo pull of the same run (``after``) so loyalty values are current."""
+    def runner(instance):
+        return lambda con, client, *, run_id, settings, pull: run_salesforce_sync(
+            con, client, instance, run_id=run_id, settings=settings)
+
+    return [SyncTarget(inst.destination, f"api_{inst.source_id}", inst.markets, SALESFORCE_INPUTS + after,
+                       f"Write referral codes and loyalty values to Contacts, and Referral__c / Referral_Reward__c "
+                       f"of markets {', '.join(inst.markets)}, to Salesforce ({inst.env_prefix}_*).", runner(inst))
+            for inst in salesforce_instances(programs)]
+
+
+def commerce_targets(programs: Programs, after: tuple[AssetKey, ...]) -> list[SyncTarget]:
+    """Write-back to each commerce store: referral code, reward status and loyalty points on the
+    customer (commercetools custom fields, BigCommerce attribute values), after the Yotpo pull."""
+    runners = {"commercetools": run_commercetools_sync, "bigcommerce": run_bigcommerce_sync}
+    what = {"commercetools": "custom fields (type referral-customer)", "bigcommerce": "attribute values"}
+
+    def runner(instance):
+        run = runners[instance.source_type]
+        return lambda con, client, *, run_id, settings, pull: run(con, client, instance, run_id=run_id,
+                                                                  settings=settings)
+
+    return [SyncTarget(inst.destination, f"api_{inst.destination}", (), COMMERCE_INPUTS + after,
+                       f"Write referral code, reward status and loyalty points to the {inst.source_type} customers of "
+                       f"source {inst.destination} as {what[inst.source_type]} ({inst.env_prefix}_*).", runner(inst))
+            for kind in ("commercetools", "bigcommerce") for inst in commerce_instances(programs, kind)]
+
+
 def sync_targets(programs: Programs) -> list[SyncTarget]:
     """Every destination instance of the programs file, in a stable order."""
-    return [*yotpo_targets(programs)]
+    yotpo = yotpo_targets(programs)
+    loyalty = tuple(t.key for t in yotpo)
+    return [*yotpo, *friendbuy_targets(programs), *salesforce_targets(programs, loyalty),
+            *commerce_targets(programs, loyalty)]
 
 
 def build_sync_assets(programs: Programs, targets: list[SyncTarget] | None = None) -> list[AssetsDefinition]:
@@ -101,7 +165,7 @@ def _sync_asset(target: SyncTarget) -> AssetsDefinition:
            required_resource_keys={"duckdb", "settings", target.resource_key}, description=target.description,
            metadata={"destination": target.name, "markets": ", ".join(target.markets)})
     def _sync(context: AssetExecutionContext, config: SyncConfig) -> MaterializeResult:
-        client = getattr(context.resources, target.resource_key).client()
+        client = target.make_client(getattr(context.resources, target.resource_key))
         defaults = job_defaults(context.run.tags.get(JOB_TAG))
         pull = defaults["pull"] if config.pull is None else config.pull
         with context.resources.duckdb.get_connection() as con:

@@ -41,6 +41,7 @@ from ..http.client import ApiClient, RequestStats, StaticHeaders
 
 DEFAULT_API_URL = "https://api.bigcommerce.com"
 MAX_LIMIT = 250                       # the largest page BigCommerce serves (more is a 413)
+MAX_ATTRIBUTE_VALUES = 10             # PUT /v3/customers/attribute-values: values per call
 ONE_SECOND = timedelta(seconds=1)
 ORDER_INCLUDE = "consignments.line_items"
 CUSTOMER_INCLUDE = "attributes,addresses"
@@ -343,6 +344,49 @@ class BigCommerceClient:
             if max(ids) + 1 <= min_id:
                 raise RuntimeError(f"BigCommerce coupon paging did not advance past min_id={min_id}")
             min_id = max(ids) + 1
+
+    # -- write-back: customer attributes (docs/sync.md "BigCommerce") ---------------------------------
+    def customer_attributes(self, name: str | None = None) -> list[dict]:
+        """Customer attribute definitions (``GET /v3/customers/attributes``, all pages; ``name`` filters)."""
+        out: list[dict] = []
+        page = 1
+        while True:
+            params: dict[str, Any] = {"page": page, "limit": MAX_LIMIT, **({"name": name} if name else {})}
+            rows, meta = self.v3_page("v3/customers/attributes", params)
+            out.extend(rows)
+            total_pages = (meta.get("pagination") or {}).get("total_pages")
+            if len(rows) < MAX_LIMIT or not isinstance(total_pages, int) or page >= total_pages:
+                return out
+            page += 1
+
+    def create_customer_attributes(self, items: list[dict]) -> list[dict]:
+        """``POST /v3/customers/attributes`` (``[{name, type}]``). Sent as idempotent: a repeat
+        answers 422 (the name exists), never a second attribute."""
+        response = self.api.request("POST", "v3/customers/attributes", json=items, idempotent=True)
+        return (decode_json(response.content) or {}).get("data") or []
+
+    def upsert_attribute_values(self, values: list[dict], quota_reserve: int = 0) -> list[dict]:
+        """``PUT /v3/customers/attribute-values``: at most ``MAX_ATTRIBUTE_VALUES`` values
+        (``{attribute_id, customer_id, value}``) per call, an upsert (safe to repeat).
+
+        ``quota_reserve``: with that many requests possibly in flight at once, pause the next request
+        until the window resets as soon as fewer than ``quota_reserve`` requests are left, so
+        concurrent writers never run the store's quota into a 429 (the HTTP layer alone pauses at 0)."""
+        if len(values) > MAX_ATTRIBUTE_VALUES:
+            raise ValueError(f"at most {MAX_ATTRIBUTE_VALUES} attribute values per request, got {len(values)}")
+        response = self.api.request("PUT", "v3/customers/attribute-values", json=values)
+        if quota_reserve > 0:
+            self._keep_quota_reserve(response.headers, quota_reserve)
+        return (decode_json(response.content) or {}).get("data") or []
+
+    def _keep_quota_reserve(self, headers: Mapping[str, str], reserve: int) -> None:
+        try:
+            left = int(float(headers["X-Rate-Limit-Requests-Left"]))
+            reset_seconds = float(headers.get("X-Rate-Limit-Time-Reset-Ms", "1000")) / 1000.0
+        except (KeyError, ValueError):
+            return
+        if left < reserve:
+            self.api.limiter.pause_until(time.monotonic() + min(reset_seconds, self.api.max_wait))
 
 
 def _limit(page_size: int | None) -> int:

@@ -27,6 +27,7 @@ from dagster import ConfigurableResource
 from ..http.jsonbody import decode_json as decode_lenient
 from . import bound_env_vars
 from ..http.client import ApiClient, ApiError, BearerToken
+from ..http.client import RateLimiter, RequestStats  # write-back
 
 DEFAULT_AUTH_URL = "https://auth.europe-west1.gcp.commercetools.com"
 DEFAULT_API_URL = "https://api.europe-west1.gcp.commercetools.com"
@@ -165,6 +166,47 @@ class CommercetoolsClient:
                 return
             position, offset = _next_position(records, position, offset)
 
+    # -- write-back (referral custom fields on customers; docs/sync.md "commercetools") -------------
+    @property
+    def stats(self) -> RequestStats:
+        """Requests to the project API (token requests are counted on ``auth_api``)."""
+        return self.api.stats
+
+    def limit_rate(self, per_second: float | None, burst: float = 1.0) -> None:
+        """Pace this client's API requests (commercetools publishes no rate limit; the write-back
+        chooses one so a nightly push does not crowd the storefront's traffic)."""
+        self.api.limiter = RateLimiter(per_second, burst, self.api.sleep)
+
+    def get_one(self, resource: str, ident: str) -> dict | None:
+        """``GET /{projectKey}/<resource>/<ident>`` (``ident``: an id or ``key=<key>``); None on 404."""
+        response = self.api.request("GET", f"{resource}/{_path_segment(ident)}", raise_for_status=False)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise ApiError("GET", response.url, response.status_code, response.text, headers=response.headers)
+        return parse_body(response.content)
+
+    def get_customer(self, customer_id: str) -> dict | None:
+        return self.get_one("customers", customer_id)
+
+    def update(self, resource: str, ident: str, version: int, actions: list[dict]) -> dict:
+        """``POST /{projectKey}/<resource>/<ident>`` with ``{version, actions}``. Sent as idempotent:
+        the write-back only sends set-to-value actions, and a repeat of an update that was applied
+        fails with 409 (the version moved) instead of applying twice."""
+        response = self.api.request("POST", f"{resource}/{_path_segment(ident)}",
+                                    json={"version": int(version), "actions": actions}, idempotent=True)
+        return parse_body(response.content)
+
+    def update_customer(self, customer_id: str, version: int, actions: list[dict]) -> dict:
+        return self.update("customers", customer_id, version, actions)
+
+    def get_type(self, key: str) -> dict | None:
+        return self.get_one("types", f"key={key}")
+
+    def create_type(self, draft: dict) -> dict:
+        """``POST /{projectKey}/types``; a repeat answers 400 ``DuplicateField`` (key), never a second Type."""
+        return parse_body(self.api.request("POST", "types", json=draft, idempotent=True).content)
+
 
 def _next_position(records: list[dict], position: tuple[str, str] | None,
                    offset: int) -> tuple[tuple[str, str] | None, int]:
@@ -183,6 +225,13 @@ def _next_position(records: list[dict], position: tuple[str, str] | None,
     if offset + len(records) > MAX_OFFSET:
         raise RuntimeError(f"more than {MAX_OFFSET} records without a parseable {STAMP}; cannot page further")
     return position, offset + len(records)
+
+
+def _path_segment(ident: str) -> str:
+    """An id or ``key=<key>`` as one URL path segment (the key part percent-encoded)."""
+    if ident.startswith("key="):
+        return "key=" + quote(ident[4:], safe="")
+    return quote(ident, safe="")
 
 
 class CommercetoolsResource(ConfigurableResource):

@@ -4,8 +4,8 @@
 the MAPI key and secret for a 20-minute bearer token (``POST /v1/authorization``), keeps it in a
 ``BearerToken`` that is refreshed shortly before ``expires`` and once after a 401, and reads the
 ``/v1/analytics/<report>`` exports page by page (``pageToken``/``pageSize``, no ``nextPageToken``
-on the last page). The push side (``/v1/customer``, ``/v1/event/*``) will be added here as more
-methods on the same client, sharing the token, the session and the stats.
+on the last page). The push side (``/v1/customer``, ``/v1/event/purchase``, ``/v1/event/custom``,
+used by ``referral_pipeline.sync.friendbuy``) shares the token, the session and the stats.
 
 ``FriendbuyResource.from_env_prefix("FRIENDBUY")`` reads ``FRIENDBUY_MAPI_KEY``,
 ``FRIENDBUY_MAPI_SECRET`` and ``FRIENDBUY_MAPI_URL`` (default ``https://mapi.fbot.me``) through
@@ -14,6 +14,7 @@ methods on the same client, sharing the token, the session and the stats.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ DEFAULT_URL = "https://mapi.fbot.me"
 TOKEN_TTL_FALLBACK_SECONDS = 1200.0   # documented lifetime, used when ``expires`` is unreadable
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0   # refresh this long before expiry (at most 10% of the lifetime)
 MAX_PAGE_SIZE = 1000                  # largest pageSize we ask for (configurable per instance)
+DEFAULT_PUSH_RATE_PER_SECOND = 10.0   # push pacing; MAPI documents no number (FriendbuyResource)
 
 
 class FriendbuyError(Exception):
@@ -149,6 +151,43 @@ class FriendbuyClient:
         self._page_size_refused = True
         return self.analytics_page(report, from_date=from_date, to_date=to_date, filters=filters)
 
+    # ---- push (write) ------------------------------------------------------------------------------
+    def track_customer(self, body: dict) -> dict:
+        """``POST /v1/customer``: an upsert by ``customerId`` (201 created / 200 updated), so a send
+        whose outcome is unknown is simply repeated (``idempotent``)."""
+        return self._write("/v1/customer", body, idempotent=True)
+
+    def track_purchase(self, body: dict, *, idempotent: bool) -> dict:
+        """``POST /v1/event/purchase``. Friendbuy documents no dedupe of a repeated ``orderId``
+        (reference §8): pass ``idempotent=True`` only for an account known to ignore or reject it;
+        otherwise a dropped connection or timeout raises ``InDoubtError`` instead of a blind repeat."""
+        return self._write("/v1/event/purchase", body, idempotent=idempotent)
+
+    def track_custom_event(self, body: dict) -> dict:
+        """``POST /v1/event/custom``; Friendbuy never rewards the same (``eventType``,
+        ``deduplicationId``) twice, so a body with a ``deduplicationId`` is safe to repeat."""
+        return self._write("/v1/event/custom", body, idempotent=bool(body.get("deduplicationId")))
+
+    def _write(self, path: str, body: dict, *, idempotent: bool) -> dict:
+        response = self.api.request("POST", path, json=body, idempotent=idempotent)
+        try:
+            answer = decode_lenient(response.content) if response.content else None
+        except ValueError:  # a 2xx without a JSON body still means accepted
+            answer = None
+        return answer if isinstance(answer, dict) else {}
+
+    def find_referral_purchase(self, order_id: str, customer_id: str, *, from_date: str, to_date: str,
+                               page_size: int | None = None) -> dict | None:
+        """The ``/v1/analytics/purchases`` row of ``order_id`` (rows carry ``orderId``), looked up by
+        the buyer's ``customerId`` in ``[from_date, to_date)``. Only purchases Friendbuy attributed to
+        a referral appear there, so ``None`` proves nothing about unattributed ones."""
+        for page in self.iter_analytics("purchases", from_date, to_date, page_size,
+                                        filters={"customerId": customer_id}):
+            for row in page.results:
+                if str(row.get("orderId")) == str(order_id):
+                    return row
+        return None
+
 
 class FriendbuyResource(ConfigurableResource):
     """Credentials and HTTP policy of one Friendbuy account; ``client()`` gives a ``FriendbuyClient``."""
@@ -160,6 +199,9 @@ class FriendbuyResource(ConfigurableResource):
     timeout_seconds: float = 60.0
     max_attempts: int = 6
     rate_limit_per_second: float | None = None
+    # Client-side limit for the push (``push_client``). MAPI documents 429s from a leaky bucket but
+    # no number (reference §8): a conservative default, raise it to the limit agreed with Friendbuy.
+    push_rate_limit_per_second: float = DEFAULT_PUSH_RATE_PER_SECOND
 
     @classmethod
     def from_env_prefix(cls, prefix: str = "FRIENDBUY") -> "FriendbuyResource":
@@ -167,7 +209,9 @@ class FriendbuyResource(ConfigurableResource):
         variables set now are bound, so definitions load on a machine without them."""
         fields = {"mapi_key": "MAPI_KEY", "mapi_secret": "MAPI_SECRET", "mapi_url": "MAPI_URL"}
         bound = bound_env_vars(prefix, fields)
-        return cls(env_prefix=prefix, **bound)
+        rate = os.environ.get(f"{prefix}_PUSH_RATE_LIMIT_PER_SECOND")   # the limit agreed with Friendbuy
+        extra = {"push_rate_limit_per_second": float(rate)} if rate else {}
+        return cls(env_prefix=prefix, **bound, **extra)
 
     def client(self) -> FriendbuyClient:
         if not self.mapi_key or not self.mapi_secret:
@@ -176,3 +220,12 @@ class FriendbuyResource(ConfigurableResource):
         return FriendbuyClient(self.mapi_url or DEFAULT_URL, self.mapi_key, self.mapi_secret,
                                timeout=(5.0, self.timeout_seconds), max_attempts=self.max_attempts,
                                rate_limit_per_second=self.rate_limit_per_second)
+
+    def push_client(self) -> FriendbuyClient:
+        """A client for the push (``referral_pipeline.sync.friendbuy``), paced at
+        ``push_rate_limit_per_second`` (burst 1) so we stay just under Friendbuy's limit."""
+        if not self.mapi_key or not self.mapi_secret:
+            return self.client()  # raises, naming the missing variables
+        return FriendbuyClient(self.mapi_url or DEFAULT_URL, self.mapi_key, self.mapi_secret,
+                               timeout=(5.0, self.timeout_seconds), max_attempts=self.max_attempts,
+                               rate_limit_per_second=self.push_rate_limit_per_second or None)

@@ -55,6 +55,8 @@ DAILY_LIMIT_MESSAGE = "TotalRequests Limit exceeded"
 CSV_DATETIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z$")
 NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 INT_TYPES = frozenset({"int", "long"})
+COLLECTION_MAX_RECORDS = 200   # sObject Collections: records per request
+BULK_POLL_CAP_SECONDS = 2.0    # Bulk 2.0 ingest: longest wait between job polls
 
 
 class SalesforceClientError(Exception):
@@ -248,6 +250,86 @@ class SalesforceClient:
                 return
             yield list(csv_records(text, types))
 
+    # ---- writes: sObject Collections and Bulk API 2.0 ingest (the sync's write-back) ----------------------------
+    # Every write here is an update by Id or an upsert by External ID: repeating it has the same effect,
+    # so the HTTP layer may retry it in-run after a dropped connection or a timeout (``idempotent=True``).
+    def _data_url(self, path: str) -> str:
+        return f"{self.sf.base_url}{path.lstrip('/')}"
+
+    def upsert_collection(self, sobject: str, external_id_field: str, records: list[dict],
+                          all_or_none: bool = False) -> list[dict]:
+        """``PATCH composite/sobjects/{sobject}/{external_id_field}`` (≤ 200 records of one type): one
+        result per record in request order, ``{id, success, errors, created}``; a 200 may carry
+        per-record failures (``errors[].statusCode``)."""
+        return self._collection("PATCH", f"composite/sobjects/{sobject}/{external_id_field}", sobject, records,
+                                all_or_none)
+
+    def update_collection(self, sobject: str, records: list[dict], all_or_none: bool = False) -> list[dict]:
+        """``PATCH composite/sobjects``: update existing records by ``Id`` (never creates a record)."""
+        return self._collection("PATCH", "composite/sobjects", sobject, records, all_or_none)
+
+    def _collection(self, method: str, path: str, sobject: str, records: list[dict], all_or_none: bool) -> list[dict]:
+        if len(records) > COLLECTION_MAX_RECORDS:
+            raise ValueError(f"an sObject Collections request takes at most {COLLECTION_MAX_RECORDS} records")
+        body = {"allOrNone": bool(all_or_none),
+                "records": [{"attributes": {"type": sobject}, **r} for r in records]}
+        response = self.api.request(method, self._data_url(path), json=body, idempotent=True)
+        results = response.json()
+        if not isinstance(results, list) or len(results) != len(records):
+            raise SalesforceClientError(f"{method} {path}: expected {len(records)} results, got {str(results)[:200]}")
+        return results
+
+    def bulk_ingest(self, sobject: str, operation: str, records: list[dict], external_id_field: str | None = None,
+                    timeout_seconds: float = 3600.0) -> "BulkIngestResult":
+        """One Bulk API 2.0 ingest job: create (``upsert`` by ``external_id_field``, or ``update`` by Id),
+        upload the CSV (a missing key = an empty cell = unchanged; ``None`` = ``#N/A`` = null), close,
+        poll until ``JobComplete``, then read ``successfulResults``, ``failedResults`` and
+        ``unprocessedrecords``. A job that ends ``Failed``/``Aborted`` comes back with that ``state``, its
+        ``error`` and no rows; one that is not done after ``timeout_seconds`` raises ``BulkJobError``."""
+        body = {"object": sobject, "operation": operation, "contentType": "CSV", "columnDelimiter": "COMMA",
+                "lineEnding": "LF"}
+        if external_id_field:
+            body["externalIdFieldName"] = external_id_field
+        base = f"{self.sf.bulk2_url}ingest"
+        job = self.api.request("POST", base, json=body, idempotent=True).json()
+        job_id = job["id"]
+        if job.get("state") != "Open":
+            raise BulkJobError(job_id, str(job.get("state")), "a new ingest job must be Open")
+        try:
+            self.api.request("PUT", f"{base}/{job_id}/batches", data=bulk_csv(records).encode("utf-8"),
+                             headers={"Content-Type": "text/csv; charset=UTF-8"}, idempotent=True)
+            self.api.request("PATCH", f"{base}/{job_id}", json={"state": "UploadComplete"}, idempotent=True)
+        except Exception:
+            self._abort_ingest(f"{base}/{job_id}")   # do not leave an Open job behind; the records are retried
+            raise
+        info = self._wait_for_ingest(f"{base}/{job_id}", timeout_seconds)
+        state = str(info.get("state"))
+        if state != "JobComplete":
+            return BulkIngestResult(job_id, state, str(info.get("errorMessage") or ""), [], [], [])
+        results = {kind: list(csv.DictReader(io.StringIO(
+            self.api.request("GET", f"{base}/{job_id}/{kind}", headers={"Accept": "text/csv"}).text, newline="")))
+            for kind in ("successfulResults", "failedResults", "unprocessedrecords")}
+        return BulkIngestResult(job_id, state, "", results["successfulResults"], results["failedResults"],
+                                results["unprocessedrecords"])
+
+    def _abort_ingest(self, url: str) -> None:
+        try:
+            self.api.request("PATCH", url, json={"state": "Aborted"}, idempotent=True, raise_for_status=False)
+        except Exception:  # noqa: BLE001 - best effort: an unclosed job expires on its own
+            pass
+
+    def _wait_for_ingest(self, url: str, timeout_seconds: float) -> dict:
+        deadline = time.monotonic() + timeout_seconds
+        delay = self.bulk_poll_seconds
+        while True:
+            info = self.api.request("GET", url).json()
+            if info.get("state") in ("JobComplete", "Failed", "Aborted"):
+                return info
+            if time.monotonic() >= deadline:
+                raise BulkJobError(info.get("id", ""), str(info.get("state")), "timed out waiting for the job")
+            self.api.sleep(delay)
+            delay = min(max(delay * 2, 0.1), BULK_POLL_CAP_SECONDS)
+
 
 class SalesforceResource(ConfigurableResource):
     """Credentials and HTTP policy of one Salesforce org; ``client()`` gives a ``SalesforceClient``."""
@@ -287,3 +369,44 @@ class SalesforceResource(ConfigurableResource):
                                 timeout=(5.0, self.timeout_seconds), max_attempts=self.max_attempts,
                                 rate_limit_per_second=self.rate_limit_per_second,
                                 bulk_poll_seconds=self.bulk_poll_seconds)
+
+
+# ---- Bulk API 2.0 ingest: request CSV and per-record results -------------------------------------------------
+class BulkJobError(SalesforceClientError):
+    """A Bulk 2.0 ingest job that could not be run (not ``Open`` when created, or not done in time)."""
+
+    def __init__(self, job_id: str, state: str, message: str):
+        super().__init__(f"Bulk job {job_id} {state}: {message}")
+        self.job_id, self.state, self.message = job_id, state, message
+
+
+class BulkIngestResult:
+    """How one ingest job ended (``state``, ``error``) and its per-record results (rows of the three
+    result CSVs, as dicts by header; empty unless ``JobComplete``)."""
+
+    def __init__(self, job_id: str, state: str, error: str, successful: list[dict], failed: list[dict],
+                 unprocessed: list[dict]):
+        self.job_id, self.state, self.error = job_id, state, error
+        self.successful, self.failed, self.unprocessed = successful, failed, unprocessed
+
+
+def bulk_cell(value: Any) -> str:
+    """A value as a Bulk 2.0 CSV cell: ``None`` -> ``#N/A`` (sets null), booleans lower-case."""
+    if value is None:
+        return "#N/A"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def bulk_csv(records: list[dict]) -> str:
+    """The upload CSV: the union of the records' keys (first-seen order) as header; a key a record
+    lacks is an empty cell (Salesforce leaves the field unchanged)."""
+    header: list[str] = []
+    for record in records:
+        header.extend(k for k in record if k not in header)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[bulk_cell(r[k]) if k in r else "" for k in header] for r in records])
+    return out.getvalue()

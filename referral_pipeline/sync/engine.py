@@ -62,7 +62,10 @@ class EntitySpec:
     every ``always`` field). ``send(client, payload)`` returns a ``SendOutcome`` or raises the HTTP
     layer's errors; ``classify(exc)`` may turn an ``ApiError`` into an outcome (e.g. 409 "already
     exists" → ok). ``reconcile(client, payload)`` → ``True`` (the destination has it), ``False``
-    (it does not) or ``None`` (cannot tell: re-send by natural key)."""
+    (it does not) or ``None`` (cannot tell: re-send by natural key). ``resend_in_doubt=False`` (a
+    repeated send would duplicate the effect, e.g. a Friendbuy purchase): an in-flight record is
+    re-sent only when ``reconcile`` answers ``False``; one it cannot confirm stays ``in_flight``
+    (held, listed in ``ops.failed_payloads``) until the destination shows it or an operator decides."""
 
     destination: str
     entity: str
@@ -76,6 +79,7 @@ class EntitySpec:
     reconcile: Callable[[Any, dict], bool | None] | None = None
     send_batch: Callable[[Any, list[dict]], list[SendOutcome]] | None = None
     batch_size: int | Callable[[int], int] = 1
+    resend_in_doubt: bool = True
 
     def batch_size_for(self, delta_rows: int) -> int:
         """Records per request of a batch destination (``batch_size`` may depend on the delta size,
@@ -108,6 +112,7 @@ class SyncResult:
     dead: int = 0
     invalid: int = 0
     reconciled: int = 0
+    held: int = 0
     requests: int = 0
     retried: int = 0
     seconds: float = 0.0
@@ -121,7 +126,7 @@ class SyncResult:
     def as_metadata(self) -> dict[str, Any]:
         return {"attempted": self.attempted, "sent": self.sent, "unchanged": self.unchanged,
                 "failed": self.failed, "retry": self.retry, "retried": self.retried, "dead": self.dead,
-                "invalid": self.invalid, "reconciled": self.reconciled, "requests": self.requests,
+                "invalid": self.invalid, "reconciled": self.reconciled, "held": self.held, "requests": self.requests,
                 "requests_per_second": self.requests_per_second, "seconds": round(self.seconds, 3)}
 
 
@@ -136,7 +141,7 @@ class DestinationResult:
 
     def totals(self) -> dict[str, Any]:
         keys = ("attempted", "sent", "unchanged", "failed", "retry", "retried", "dead", "invalid", "reconciled",
-                "requests")
+                "held", "requests")
         out = {k: sum(getattr(r, k) for r in self.entities.values()) for k in keys}
         seconds = sum(r.seconds for r in self.entities.values())
         out["requests_per_second"] = round(out["requests"] / seconds, 2) if seconds else 0.0
@@ -204,7 +209,8 @@ def run_sync(con, spec: EntitySpec, client: Any, *, run_id: str, markets: list[s
     if settings.limit:
         diff_sql += f"\nORDER BY record_key LIMIT {int(settings.limit)}"
     delta_rows = create_temp(con, "sync_delta_base", diff_sql,
-                             {**params, "now": _now(now), "retry_failed": settings.retry_failed})
+                             {**params, "now": _now(now), "retry_failed": settings.retry_failed,
+                              "resend_in_flight": spec.resend_in_doubt})
     if spec.enrich_sql:
         create_temp(con, "sync_delta", spec.enrich_sql, params)
     else:
@@ -396,7 +402,7 @@ def _reconcile_in_flight(con, spec: EntitySpec, client, run_id: str, now: dateti
     rows = con.execute("""SELECT record_key, payload FROM ops.sync_state
                           WHERE destination = ? AND entity = ? AND status = 'in_flight' ORDER BY record_key""",
                        [spec.destination, spec.entity]).fetchall()
-    outcomes = []
+    outcomes, absent, held = [], [], []
     for record_key, payload in rows:
         try:
             applied = spec.reconcile(client, orjson.loads(payload or "{}"))
@@ -405,7 +411,28 @@ def _reconcile_in_flight(con, spec: EntitySpec, client, run_id: str, now: dateti
         if applied:
             outcomes.append({"record_key": record_key, "outcome": "ok", "status_code": 200, "error": None,
                              "latency_ms": 0.0, "remote_id": None, "log_outcome": "reconciled"})
+        elif not spec.resend_in_doubt:
+            (absent if applied is False else held).append(record_key)
     if outcomes:
         _record_outcomes(con, spec, outcomes, run_id, now, SyncSettings(), result)
         result.sent -= len(outcomes)
         result.reconciled += len(outcomes)
+    if absent or held:
+        _settle_in_doubt(con, spec, absent, held, now)
+        result.held += len(held)
+
+
+def _settle_in_doubt(con, spec: EntitySpec, absent: list[str], held: list[str], now: datetime) -> None:
+    """``resend_in_doubt=False``: records the destination provably lacks become due retries (sent in
+    this run); the ones nobody can confirm stay ``in_flight`` with the reason in ``last_error``."""
+    with transaction(con):
+        for keys, status, error in (
+                (absent, "retry", "in doubt: the destination does not have it; re-sent"),
+                (held, "in_flight", "in doubt: the send may have taken effect and a repeat would duplicate "
+                                    "it; held (not re-sent) until the destination shows it or an operator "
+                                    "decides (docs/sync.md)")):
+            if keys:
+                con.execute("""UPDATE ops.sync_state SET status = ?, next_retry_at = NULL, last_error = ?,
+                                                         updated_at = ?
+                               WHERE destination = ? AND entity = ? AND list_contains(?, record_key)""",
+                            [status, error, now, spec.destination, spec.entity, keys])

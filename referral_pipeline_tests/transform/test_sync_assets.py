@@ -5,7 +5,7 @@ import duckdb
 from dagster import materialize
 from dagster_duckdb import DuckDBResource
 
-from referral_pipeline.assets.sync import build_sync_assets
+from referral_pipeline.assets.sync import build_sync_assets, sync_targets, yotpo_targets
 from referral_pipeline.clients.yotpo import YotpoResource
 from referral_pipeline.resources import PipelineSettings, REPO_ROOT
 from referral_pipeline_tests.transform.identity_support import programs
@@ -20,8 +20,9 @@ def test_yotpo_sync_asset_materializes_and_is_idempotent(tmp_path):
     item(con, "sf:1", "1", "sku", 1, "100.00")
     refund(con, "sf:r1", "sf:1", "10.00")
     con.close()
-    assets = build_sync_assets(programs())
+    assets = build_sync_assets(programs(), yotpo_targets(programs()))
     assert [a.key.to_user_string() for a in assets] == ["sync/yotpo"]
+    assert [t.name for t in sync_targets(programs())][:3] == ["yotpo", "friendbuy", "salesforce"]
     with yotpo() as sim:
         resources = {"duckdb": DuckDBResource(database=path),
                      "settings": PipelineSettings(config_path=str(REPO_ROOT / "data" / "programs.yaml")),
@@ -57,3 +58,21 @@ def test_generated_worlds_announce_the_yotpo_plan_rate_and_the_resource_follows_
     assert YotpoResource.from_env_prefix("YOTPO").rate_limit_per_second == 200.0
     monkeypatch.delenv("YOTPO_RATE_LIMIT_PER_SECOND")
     assert YotpoResource.from_env_prefix("YOTPO").rate_limit_per_second == 5.0
+
+
+def test_the_friendbuy_simulator_announces_its_plan_and_the_resource_follows_it(monkeypatch):
+    from referral_pipeline.clients.friendbuy import FriendbuyResource
+    from referral_pipeline.sandbox.core.config import SystemConfig
+    from referral_pipeline.sandbox.friendbuy.simulator import FriendbuySimulator
+
+    sim = FriendbuySimulator(SystemConfig(options={"duplicate_purchase": "ignore"}, rate_limit={"requests_per_second": 300}))
+    sim.start()
+    env = sim.env_vars("http://127.0.0.1:1")
+    assert (env["FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND"], env["FRIENDBUY_ORDER_ID_DEDUP"]) == ("300", "true")
+    default = FriendbuySimulator(SystemConfig())
+    default.start()
+    assert not {"FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND", "FRIENDBUY_ORDER_ID_DEDUP"} & set(default.env_vars("http://x"))
+    monkeypatch.setenv("FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND", "300")
+    assert FriendbuyResource.from_env_prefix("FRIENDBUY").push_rate_limit_per_second == 300.0
+    monkeypatch.delenv("FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND")
+    assert FriendbuyResource.from_env_prefix("FRIENDBUY").push_rate_limit_per_second == 10.0

@@ -125,9 +125,16 @@ class FriendbuySimulator(Simulator):
         self.events = EventLog.from_state(state.get("events"))
 
     def env_vars(self, base_url: str) -> dict[str, str]:
-        return {"FRIENDBUY_MAPI_KEY": str(self.credentials["key"]),
-                "FRIENDBUY_MAPI_SECRET": str(self.credentials["secret"]),
-                "FRIENDBUY_MAPI_URL": base_url}
+        env = {"FRIENDBUY_MAPI_KEY": str(self.credentials["key"]),
+               "FRIENDBUY_MAPI_SECRET": str(self.credentials["secret"]),
+               "FRIENDBUY_MAPI_URL": base_url}
+        # What this account's operator would have agreed with Friendbuy: its rate limit, and whether a
+        # repeated purchase orderId is ignored/rejected (then in-doubt purchases may be re-sent).
+        if self.settings.requests_per_second:
+            env["FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND"] = f"{self.settings.requests_per_second:g}"
+        if self.settings.duplicate_purchase in ("ignore", "reject"):
+            env["FRIENDBUY_ORDER_ID_DEDUP"] = "true"
+        return env
 
     # ---- API-specific shapes ---------------------------------------------------------------------
     def error_response(self, status: int, code: str, message: str) -> Response:

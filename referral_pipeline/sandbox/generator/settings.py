@@ -153,12 +153,18 @@ VELOCITY_ADVOCATE_PER_24H = 5
 VELOCITY_IP_PER_HOUR = 3
 
 # Written to ``out_dir/sandbox.yaml`` (contracts §3.1): simulator settings of generated worlds. The
-# generated Yotpo merchant is on a high-volume plan (200 requests/s instead of the documented
-# default 5), so a first `make run` of the `small` world (~6,500 Yotpo writes) takes seconds, not
-# 20 minutes; the simulator announces its limit as YOTPO_RATE_LIMIT_PER_SECOND and the pipeline's
-# client-side limiter follows it. Fixture worlds without this file keep the documented 5/s.
+# generated accounts are on high-volume plans — Yotpo 200 requests/s instead of the documented
+# default 5, Friendbuy 300/s (undocumented upstream; our client default is 10/s) — so a first
+# `make run` of the `small` world (~6,500 Yotpo and ~12,000 Friendbuy writes) takes a minute, not
+# an hour. The Friendbuy account ignores a repeated purchase orderId. The simulators announce these
+# as YOTPO_RATE_LIMIT_PER_SECOND, FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND and FRIENDBUY_ORDER_ID_DEDUP
+# (what an operator sets after agreeing them with the vendor); fixture worlds without this file keep
+# the documented defaults.
 SANDBOX_YAML = """\
 # Simulator settings for this generated world (contracts §3.1); faults can be added with --faults.
 yotpo:
   rate_limit: {requests_per_second: 200}
+friendbuy:
+  rate_limit: {requests_per_second: 300}
+  options: {duplicate_purchase: ignore}
 """
