@@ -348,3 +348,16 @@ def test_refunds_are_scaled_to_the_yotpo_basis_and_a_full_refund_adds_up_to_the_
         state = sim_state(sim)
         assert {o["order_id"]: o["refunded_amount_cents"] for o in state["orders"]} == {"sf:0": 10000}
         assert {c["email"]: c["points_balance"] for c in state["customers"]} == {"c0@example.com": 0}
+
+
+def test_emails_are_sent_trimmed():
+    """Golden emails keep the source's spelling, surrounding blanks included; destinations refuse them."""
+    con = new_db()
+    customer(con, "cus_ws", "  pat@example.com ")
+    order(con, "sf:w", "cus_ws", " pat@example.com", status="paid", gross="10.00")
+    with yotpo() as sim:
+        sync(con, client_for(sim), "r1")
+        assert {s for (s,) in con.execute("SELECT DISTINCT status FROM ops.sync_state").fetchall()} == {"ok"}
+        state = sim_state(sim)
+        assert [c["email"] for c in state["customers"]] == ["pat@example.com"]
+        assert [o["customer_email"] for o in state["orders"]] == ["pat@example.com"]

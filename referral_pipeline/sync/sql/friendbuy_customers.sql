@@ -5,7 +5,7 @@
 SELECT c.customer_key  AS record_key,
        c.customer_key  AS subject_key,
        c.customer_key  AS customer_id,
-       c.email         AS email,
+       nullif(trim(c.email), '')         AS email,
        c.first_name    AS first_name,
        c.last_name     AS last_name,
        c.sf_contact_id AS sf_contact_id,
@@ -13,5 +13,5 @@ SELECT c.customer_key  AS record_key,
        c.market_id     AS market
 FROM analytics.customers c
 WHERE list_contains($markets, c.market_id)
-  AND c.email IS NOT NULL
+  AND nullif(trim(c.email), '') IS NOT NULL
   AND NOT coalesce(c.is_deleted, false)

@@ -4,12 +4,12 @@
 SELECT c.customer_key      AS record_key,
        c.customer_key      AS subject_key,
        c.customer_key      AS id,
-       c.email             AS email,
+       nullif(trim(c.email), '')             AS email,
        c.first_name        AS first_name,
        c.last_name         AS last_name,
        c.marketing_consent AS opted_in,
        c.phone             AS phone_number
 FROM analytics.customers c
 WHERE list_contains($markets, c.market_id)
-  AND c.email IS NOT NULL
+  AND nullif(trim(c.email), '') IS NOT NULL
   AND NOT coalesce(c.is_deleted, false)

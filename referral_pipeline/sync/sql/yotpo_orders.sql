@@ -7,7 +7,7 @@
 SELECT o.order_key AS record_key,
        o.customer_key AS subject_key,
        o.order_key AS order_id,
-       coalesce(c.email, o.email_normalized) AS customer_email,
+       coalesce(nullif(trim(c.email), ''), o.email_normalized) AS customer_email,
        o.customer_key AS customer_id,
        CASE o.status WHEN 'placed' THEN 'pending'
                      WHEN 'completed' THEN 'completed'
@@ -28,5 +28,5 @@ FROM analytics.orders o
 LEFT JOIN analytics.customers c ON c.customer_key = o.customer_key
 LEFT JOIN ops.sync_state st ON st.destination = $destination AND st.entity = $entity AND st.record_key = o.order_key
 WHERE list_contains($markets, o.market_id)
-  AND coalesce(c.email, o.email_normalized) IS NOT NULL
+  AND coalesce(nullif(trim(c.email), ''), o.email_normalized) IS NOT NULL
   AND (o.status NOT IN ('declined', 'incomplete') OR st.first_ok_at IS NOT NULL)
