@@ -151,3 +151,17 @@ def test_sigkill_at_several_points_during_pushes_then_rerun_gives_the_same_state
         run_to_end(sandbox, tmp_path, world, name="rerun.log")
         assert "released run" in run_log(tmp_path, "rerun.log")          # the dead run's pool slot was freed
         assert effects(sandbox) == reference["effects"]
+
+
+FAULTS = ("p_429=0.05,p_500=0.04,p_503=0.03,p_drop=0.04,p_slow=0.04,slow_seconds=0.5,"
+          "retry_after_seconds=0.1,seed=7")   # 20% of every simulator's requests
+
+
+def test_twenty_percent_faults_over_several_runs_converge_to_the_fault_free_state(world, tmp_path, reference):
+    with sandbox_process(world, tmp_path, faults=FAULTS) as sandbox:
+        for n in range(3):
+            proc = start_run(sandbox, tmp_path, world, as_of=AS_OF, log_name=f"faults-{n}.log")
+            proc.wait(timeout=600)                 # a run may fail here; the next one continues
+        counts = sandbox.request_counts("yotpo")
+        assert sum(counts.values()) > 0
+        assert effects(sandbox) == reference["effects"]
