@@ -21,6 +21,9 @@ from .template import REPORT_TEMPLATE
 
 REWARD_STATUS_ORDER = ["pending", "on_hold", "approved", "issued", "canceled", "reversed", "not_eligible"]
 MAX_WEEKS = 26
+# a week's click → conversion rate is shown (table and line) only with at least this many clicks:
+# with a handful of clicks one conversion swings it by tens of points and flattens every other week
+MIN_RATE_CLICKS = 20
 
 
 @dataclass
@@ -165,7 +168,8 @@ def funnel_section(con, campaign_markets: Sequence[tuple[str, str]]) -> Section:
 
 
 def _time_svg(points: list[tuple[str, int, float | None]]):
-    """Bars = conversions per week, line = click → conversion rate (right scale)."""
+    """Bars = conversions per week, line = click → conversion rate (right scale); the line breaks at
+    weeks without a rate (too few clicks)."""
     from markupsafe import Markup, escape
 
     width, height, pad_l, pad_b, pad_t, pad_r = 900, 220, 40, 28, 14, 44
@@ -180,49 +184,86 @@ def _time_svg(points: list[tuple[str, int, float | None]]):
              f'<text x="{pad_l - 6}" y="{pad_t + 4}" font-size="10" text-anchor="end" fill="#616e7c">{top:,}</text>',
              f'<text x="{pad_l - 6}" y="{pad_t + plot_h}" font-size="10" text-anchor="end" fill="#616e7c">0</text>',
              f'<text x="{pad_l + plot_w + 6}" y="{pad_t + 4}" font-size="10" fill="#ef6c00">{top_rate:.1f}%</text>']
-    line = []
+    segments: list[list[str]] = [[]]
     for i, (label, conv, rate) in enumerate(points):
         h = plot_h * conv / top
         x = pad_l + i * step
         parts.append(f'<rect x="{x + step * 0.15:.1f}" y="{pad_t + plot_h - h:.1f}" width="{step * 0.7:.1f}" '
                      f'height="{h:.1f}" fill="#2f6fed"><title>{escape(label)}: {conv:,} conversions</title></rect>')
         if rate is not None:
-            line.append(f"{x + step / 2:.1f},{pad_t + plot_h - plot_h * rate / top_rate:.1f}")
+            segments[-1].append(f"{x + step / 2:.1f},{pad_t + plot_h - plot_h * rate / top_rate:.1f}")
+        elif segments[-1]:
+            segments.append([])
         if i in (0, n - 1) or (n > 8 and i == n // 2):
             parts.append(f'<text x="{x + step / 2:.1f}" y="{height - 10}" font-size="10" text-anchor="middle" '
                          f'fill="#616e7c">{escape(label)}</text>')
-    if len(line) > 1:
-        parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#ef6c00" stroke-width="2"/>')
+    for line in segments:
+        if len(line) > 1:
+            parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#ef6c00" stroke-width="2"/>')
+        elif line:
+            x, y = line[0].split(",")
+            parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="#ef6c00"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _has_column(con, table: str, column: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                            "AND column_name = ?", [schema, name, column]).fetchall()[0][0])
+
+
+def _rate(conversions: Any, clicks: Any) -> float | None:
+    """Click → conversion rate in percent; None for a week with fewer than MIN_RATE_CLICKS clicks."""
+    if not clicks or int(clicks) < MIN_RATE_CLICKS:
+        return None
+    return 100.0 * float(conversions or 0) / float(clicks)
+
+
+def _fmt_revenue(parts: Sequence[tuple[str | None, Any]]) -> str:
+    """Revenue per currency (or market), never summed across them: '1,234.00 USD · 56.00 GBP'."""
+    shown = [(unit or "?", amount) for unit, amount in sorted(parts, key=lambda p: str(p[0])) if amount]
+    return " · ".join(f"{_fmt_money(a)} {u}" for u, a in shown) or "–"
 
 
 def conversion_section(con, campaign_markets: Sequence[tuple[str, str]]) -> Section:
     s = Section("conversion", "Conversion over time (weekly)")
     if _exists(con, "analytics.referral_funnel_daily"):
         s.source = "analytics.referral_funnel_daily"
-        rows = con.execute(f"""
-            SELECT * FROM (
-                SELECT CAST(date_trunc('week', day) AS DATE) AS week, sum(clicks), sum(signups), sum(conversions), sum(revenue)
-                FROM analytics.referral_funnel_daily GROUP BY 1 ORDER BY 1 DESC LIMIT {MAX_WEEKS}) ORDER BY 1""").fetchall()
+        # revenue is in each market's program currency: split by currency (by market on a table without it)
+        unit = "currency" if _has_column(con, "analytics.referral_funnel_daily", "currency") else "market_id"
+        base = f"""SELECT CAST(date_trunc('week', day) AS DATE) AS week, clicks, signups, conversions, revenue,
+                          {unit} AS unit FROM analytics.referral_funnel_daily"""
     elif (events := _event_source(con, campaign_markets)) is not None:
         s.source = f"{events[0]} (Friendbuy's events)"
-        rows = con.execute(f"""
-            SELECT * FROM (
-                SELECT CAST(date_trunc('week', e.occurred_at AT TIME ZONE 'UTC') AS DATE) AS week,
-                       count(*) FILTER (WHERE e.kind = 'click'), count(*) FILTER (WHERE e.kind = 'signup'),
-                       count(*) FILTER (WHERE e.kind = 'purchase'), sum(e.amount) FILTER (WHERE e.kind = 'purchase')
-                FROM {events[1]} GROUP BY 1 ORDER BY 1 DESC LIMIT {MAX_WEEKS}) ORDER BY 1""").fetchall()
+        base = f"""SELECT CAST(date_trunc('week', e.occurred_at AT TIME ZONE 'UTC') AS DATE) AS week,
+                          CAST(e.kind = 'click' AS INTEGER) AS clicks, CAST(e.kind = 'signup' AS INTEGER) AS signups,
+                          CAST(e.kind = 'purchase' AS INTEGER) AS conversions,
+                          CASE WHEN e.kind = 'purchase' THEN e.amount END AS revenue,
+                          coalesce(e.currency, {events[2]}) AS unit
+                   FROM {events[1]}"""
     else:
         return _missing(s, ["analytics.referral_funnel_daily", "analytics.referral_events", "staging.referral_events"])
+    weeks = con.execute(f"""
+        WITH b AS ({base}),
+        last AS (SELECT week FROM b GROUP BY week ORDER BY week DESC LIMIT {MAX_WEEKS})
+        SELECT week, sum(clicks), sum(signups), sum(conversions),
+               list({{'unit': unit, 'revenue': revenue}}) FILTER (WHERE revenue IS NOT NULL)
+        FROM (SELECT week, unit, sum(clicks) AS clicks, sum(signups) AS signups, sum(conversions) AS conversions,
+                     sum(revenue) AS revenue
+              FROM b WHERE week IN (SELECT week FROM last) GROUP BY week, unit)
+        GROUP BY week ORDER BY week""").fetchall()
     s.columns = [Column("week of"), Column("clicks", True), Column("sign-ups", True), Column("conversions", True),
-                 Column("click → conversion", True), Column("revenue", True)]
-    s.rows = [[_fmt_ts(w), _fmt_int(cl), _fmt_int(su), _fmt_int(cv), _fmt_pct(cv, cl), _fmt_money(rev)]
-              for w, cl, su, cv, rev in rows]
-    if rows:
-        s.svg = _time_svg([(_fmt_ts(w), int(cv or 0), (100.0 * float(cv or 0) / float(cl)) if cl else None)
-                           for w, cl, _, cv, _ in rows])
-        s.note = f"Last {len(rows)} week(s). Bars: conversions; line: click → conversion rate."
+                 Column("click → conversion", True), Column("revenue (per currency)", True)]
+    s.rows = []
+    for w, cl, su, cv, rev in weeks:
+        rate = _rate(cv, cl)
+        s.rows.append([_fmt_ts(w), _fmt_int(cl), _fmt_int(su), _fmt_int(cv), "–" if rate is None else f"{rate:.1f}%",
+                       _fmt_revenue([(r["unit"], r["revenue"]) for r in rev or []])])
+    if weeks:
+        s.svg = _time_svg([(_fmt_ts(w), int(cv or 0), _rate(cv, cl)) for w, cl, _, cv, _ in weeks])
+        s.note = (f"Last {len(weeks)} week(s). Bars: conversions; line: click → conversion rate, shown for weeks "
+                  f"with at least {MIN_RATE_CLICKS} clicks. Revenue is per currency, never summed across them.")
     else:
         s.note = "No referral activity yet."
     return s

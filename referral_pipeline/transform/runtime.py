@@ -6,13 +6,18 @@
 - ``write_program_tables``: the programs file as two TEMP tables (``program_rules``,
   ``market_sources``), values passed as parameters, never spliced into SQL text.
 - ``sync_table``: make a table equal to a freshly computed TEMP table while touching only the rows
-  that differ, so a re-run with no input change writes nothing.
+  that differ, so a re-run with no input change writes nothing; with ``scope``, only within the
+  part of the table an incremental run recomputed.
+- ``Progress``: the watermarks an incremental stage keeps in ``ops.stage_progress`` (input
+  ``load_seq`` marks, the previous ``as_of``, a fingerprint of the programs).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -133,7 +138,8 @@ def ensure_write_seq(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def sync_table(con: duckdb.DuckDBPyConnection, target: str, source: str, keys: list[str], *,
-               ignore: Iterable[str] = (), preserve: Iterable[str] = (), delete_missing: bool = True) -> SyncCounts:
+               ignore: Iterable[str] = (), preserve: Iterable[str] = (), delete_missing: bool = True,
+               scope: str | None = None) -> SyncCounts:
     """Make ``target`` hold exactly the rows of ``source`` (a table with the same column names).
 
     Rows are matched on ``keys``; a row is rewritten only when a column outside ``ignore`` and
@@ -141,7 +147,8 @@ def sync_table(con: duckdb.DuckDBPyConnection, target: str, source: str, keys: l
     first-seen time); ``ignore`` columns take the new value but do not count as a change (e.g.
     ``updated_at``). A target column ``load_seq`` gets a new ``analytics.write_seq`` value on every
     inserted or rewritten row. Rows of ``target`` absent from ``source`` are deleted when
-    ``delete_missing``. Call inside a transaction.
+    ``delete_missing`` — only those matching ``scope`` (a SQL condition on the target row, alias
+    ``t``; e.g. the keys an incremental run recomputed) when it is given. Call inside a transaction.
     """
     ident(target), ident(source)
     for k in (*keys, *ignore, *preserve):
@@ -163,6 +170,8 @@ def sync_table(con: duckdb.DuckDBPyConnection, target: str, source: str, keys: l
     deleted = 0
     if delete_missing:
         gone = f"NOT EXISTS (SELECT 1 FROM {source} s WHERE {_key_match(keys, 's', 't')})"
+        if scope:
+            gone = f"({scope}) AND {gone}"
         deleted = con.execute(f"SELECT count(*) FROM {target} t WHERE {gone}").fetchall()[0][0]
         if deleted:
             con.execute(f"DELETE FROM {target} t WHERE {gone}")
@@ -201,3 +210,45 @@ def has_column(con: duckdb.DuckDBPyConnection, qualified: str, column: str) -> b
 
 def _all_null(keys: Iterable[str], alias: str) -> str:
     return "(" + " AND ".join(f"{alias}.{k} IS NULL" for k in keys) + ")"
+
+
+def programs_fingerprint(con: duckdb.DuckDBPyConnection) -> int:
+    """A 60-bit fingerprint of the program rules and market sources (TEMP tables) a stage read."""
+    rows = con.execute("SELECT * FROM program_rules ORDER BY ALL").fetchall() + \
+        con.execute("SELECT * FROM market_sources ORDER BY ALL").fetchall()
+    return int(hashlib.sha256(repr(rows).encode()).hexdigest()[:15], 16)
+
+
+def epoch_us(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
+
+
+class Progress:
+    """The watermarks of one incremental stage in ``ops.stage_progress``, named ``'<name> -> <stage>'``.
+
+    ``incremental(as_of)`` is true when every named mark is stored and the programs are those of
+    the last run; ``prev_as_of`` is that run's ``as_of``. ``save`` writes the marks, the ``as_of``
+    and the fingerprint (call it inside the stage's transaction)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, stage: str, names: Iterable[str]):
+        self.con, self.stage, self.names = con, stage, list(names)
+        self.stored = {n: read_progress(con, self._key(n)) for n in [*self.names, "as_of", "programs"]}
+        self.fingerprint = programs_fingerprint(con)
+
+    def _key(self, name: str) -> str:
+        return f"{name} -> {self.stage}"
+
+    def ok(self) -> bool:
+        return None not in self.stored.values() and self.stored["programs"] == self.fingerprint
+
+    def mark(self, name: str) -> int:
+        return self.stored[name]
+
+    def prev_as_of(self, like: datetime) -> datetime:
+        return datetime.fromtimestamp(self.stored["as_of"] / 1_000_000, tz=like.tzinfo)
+
+    def save(self, as_of: datetime, **marks: int) -> None:
+        for name, value in marks.items():
+            write_progress(self.con, self._key(name), value)
+        write_progress(self.con, self._key("as_of"), epoch_us(as_of))
+        write_progress(self.con, self._key("programs"), self.fingerprint)

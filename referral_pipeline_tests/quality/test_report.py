@@ -147,3 +147,24 @@ def test_report_prefers_the_attributed_events_for_the_fallback(tmp_path):
     assert re.search(r"<td>uk</td><td>email</td><td class=\"n\">0</td><td class=\"n\">1</td><td class=\"n\">0</td>"
                      r"<td class=\"n\">1</td><td class=\"n\">100.0%</td><td class=\"n\">40.00</td>", funnel)
     assert "<td>us</td>" not in funnel
+
+
+def test_weekly_revenue_is_split_by_currency_and_low_click_weeks_have_no_rate(tmp_path):
+    con = warehouse(analytics=False)
+    con.execute(FUNNEL_DDL)
+    con.execute("ALTER TABLE analytics.referral_funnel_daily ADD COLUMN currency VARCHAR")
+    monday = date(2026, 3, 2)
+    rows = [dict(day=monday + timedelta(days=d), market_id=m, campaign_id=f"camp-{m}", channel="email", shares=5,
+                 clicks=10, signups=2, conversions=1, revenue=rev, rewards_approved=0, currency=cur)
+            for d in range(7) for m, cur, rev in (("us", "USD", 100), ("uk", "GBP", 40))]
+    # the next week: 3 clicks and 2 conversions (67%): an outlier that must not make the line
+    rows.append(dict(day=monday + timedelta(days=7), market_id="us", campaign_id="camp-us", channel="email", shares=1,
+                     clicks=3, signups=1, conversions=2, revenue=50, rewards_approved=0, currency="USD"))
+    insert(con, "analytics.referral_funnel_daily", rows)
+    write_report(con, tmp_path / "r.html", campaign_markets=CAMPAIGNS)
+    conversion = _section((tmp_path / "r.html").read_text(), "conversion")
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", conversion)[1:]]
+    assert cells == [["2026-03-02", "140", "28", "14", "10.0%", "280.00 GBP · 700.00 USD"],   # not 980.00
+                     ["2026-03-09", "3", "1", "2", "–", "50.00 USD"]]                            # 3 clicks < 20
+    # one week with a rate: a single point, no line through the outlier
+    assert "<polyline" not in conversion and conversion.count("<circle") == 1

@@ -80,13 +80,17 @@ CREATE TABLE IF NOT EXISTS analytics.orders (
 """
 
 
-def new_db(path: str = ":memory:", orders_load_seq: bool = True) -> duckdb.DuckDBPyConnection:
+def new_db(path: str = ":memory:", orders_load_seq: bool = True, customers_load_seq: bool = False) -> duckdb.DuckDBPyConnection:
     """``orders_load_seq``: ``analytics.orders`` carries staging's ``load_seq`` as the identity
-    stage's view does (attribution then runs incrementally); without it, every run is a full one."""
+    stage's view does (attribution then runs incrementally); without it, every run is a full one.
+    ``customers_load_seq``: ``analytics.customers`` carries the identity stage's write sequence
+    (the events stage then runs incrementally)."""
     con = duckdb.connect(path)
     ensure_schema(con)
     ensure_staging_schema(con)
     con.execute(IDENTITY_DDL.replace("{load_seq}", ", load_seq BIGINT" if orders_load_seq else ""))
+    if customers_load_seq:
+        con.execute("ALTER TABLE analytics.customers ADD COLUMN load_seq BIGINT")
     return con
 
 
@@ -127,9 +131,10 @@ class World:
         key = f"cus_{name}"
         email = (email or f"{name}@example.com").lower()
         records = records if records is not None else (f"sf:{name.upper()}",)
+        seq = {"load_seq": self._seq()} if self._has_column("customers", "load_seq") else {}
         insert(self.con, "analytics.customers", customer_key=key, email=email, email_normalized=email,
                email_canonical=canonical(email), first_name=name.title(), market_id=market,
-               created_at=created_at or datetime(2025, 1, 1, tzinfo=UTC), source_record_keys=list(records))
+               created_at=created_at or datetime(2025, 1, 1, tzinfo=UTC), source_record_keys=list(records), **seq)
         for record in records:
             insert(self.con, "identity.customer_map", identity_key=record, customer_key=key,
                    email_normalized_at_assignment=email, assigned_at=T0)
@@ -150,10 +155,12 @@ class World:
                order_number=order_number, updated_at=placed_at, **self._order_seq())
         return key
 
+    def _has_column(self, table: str, column: str) -> bool:
+        return bool(self.con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'analytics' "
+                                     "AND table_name = ? AND column_name = ?", [table, column]).fetchall()[0][0])
+
     def _order_seq(self) -> dict:
-        has = self.con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'analytics' "
-                               "AND table_name = 'orders' AND column_name = 'load_seq'").fetchall()[0][0]
-        return {"load_seq": self._seq()} if has else {}
+        return {"load_seq": self._seq()} if self._has_column("orders", "load_seq") else {}
 
     def set_order(self, key: str, **values) -> None:
         """Change an order as a later extraction would (status, refunds...); net follows refunds."""
@@ -236,9 +243,16 @@ def flag_id(rule: str, subject_type: str, subject_key: str) -> str:
 def refresh_first_orders(con: duckdb.DuckDBPyConnection) -> None:
     """What the identity stage keeps in analytics.customers.first_order_at: the customer's earliest
     order that is not cancelled, declined or incomplete."""
-    con.execute("""UPDATE analytics.customers c SET first_order_at = (
-                       SELECT min(o.placed_at) FROM analytics.orders o
-                       WHERE o.customer_key = c.customer_key AND o.status NOT IN ('cancelled', 'declined', 'incomplete'))""")
+    first = """(SELECT min(o.placed_at) FROM analytics.orders o
+               WHERE o.customer_key = c.customer_key AND o.status NOT IN ('cancelled', 'declined', 'incomplete'))"""
+    tracked = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'analytics' "
+                          "AND table_name = 'customers' AND column_name = 'load_seq'").fetchall()[0][0]
+    if tracked:   # as the identity stage does: a rewritten customer gets a new write sequence value
+        seq = con.execute("SELECT coalesce(max(load_seq), 0) + 1 FROM analytics.customers").fetchall()[0][0]
+        con.execute(f"UPDATE analytics.customers c SET first_order_at = {first}, load_seq = ? "
+                    f"WHERE first_order_at IS DISTINCT FROM {first}", [seq])
+    else:
+        con.execute(f"UPDATE analytics.customers c SET first_order_at = {first}")
 
 
 def run_chain(con: duckdb.DuckDBPyConnection, as_of: datetime, run_id: str = "r1", progs: Programs | None = None):

@@ -95,13 +95,15 @@ def test_each_method_in_precedence_with_windows_and_markets(incremental):
     again = run_attribution(con, programs(), at(60), "r2")
     assert again.changes.changed == 0
     assert again.mode == ("incremental" if incremental else "full")
-    # incremental: only the orders Friendbuy purchase rows name (matched in full every run: whether an
-    # order number is ambiguous depends on other orders): ct:pf1, sf:nf1, sf:amb1, ct:amb2, sf:py1
-    assert again.evaluated_orders == (5 if incremental else result.evaluated_orders)
+    # incremental: only the orders of the purchase id that named two orders (ops.purchase_multi_ids:
+    # a change of either could make it name one): sf:amb1, ct:amb2
+    assert again.evaluated_orders == (2 if incremental else result.evaluated_orders)
+    assert rows(con, "SELECT order_id, market_id FROM ops.purchase_multi_ids") == [("777", "us")]
 
 
-def test_a_new_click_or_a_later_order_changes_only_what_it_touches():
-    con = new_db()
+@pytest.mark.parametrize("customers_load_seq", [False, True], ids=["enrich-all", "enrich-changed-customers"])
+def test_a_new_click_or_a_later_order_changes_only_what_it_touches(customers_load_seq):
+    con = new_db(customers_load_seq=customers_load_seq)
     w = build_world(con)
     refresh_first_orders(con)
     run_referral_events(con, programs(), at(60))
@@ -126,3 +128,22 @@ def test_a_new_click_or_a_later_order_changes_only_what_it_touches():
     result = run_attribution(con, programs(), at(62), "r4")
     assert (result.changes.inserted, result.changes.updated, result.changes.deleted) == (0, 0, 1)
     assert rows(con, "SELECT count(*) FROM analytics.referral_attribution WHERE order_key = 'sf:so1'") == [(0,)]
+
+
+def test_an_ambiguous_purchase_id_is_matched_again_when_one_of_its_orders_changes_number():
+    """'777' names sf:amb1 and ct:amb2: neither is attributed. ct:amb2 gets another number (its old
+    one is not kept anywhere): the next incremental run re-matches '777' (ops.purchase_multi_ids)
+    and attributes sf:amb1."""
+    con = new_db(customers_load_seq=True)
+    w = build_world(con)
+    refresh_first_orders(con)
+    run_referral_events(con, programs(), at(60))
+    run_attribution(con, programs(), at(60), "r1")
+    assert rows(con, "SELECT count(*) FROM analytics.referral_attribution WHERE order_key IN ('sf:amb1', 'ct:amb2')") == [(0,)]
+    w.set_order("ct:amb2", order_number="778")
+    result = run_attribution(con, programs(), at(60), "r2")
+    assert result.mode == "incremental"
+    assert rows(con, "SELECT order_key, attribution_method, source_event_key FROM analytics.referral_attribution "
+                     "WHERE order_key IN ('sf:amb1', 'ct:amb2')") == [("sf:amb1", "friendbuy", "pu-ambiguous")]
+    assert rows(con, "SELECT count(*) FROM ops.purchase_multi_ids") == [(0,)]
+    assert run_attribution(con, programs(), at(60), "r3", rebuild=True).changes.changed == 0

@@ -16,9 +16,9 @@ SNAPSHOT = ("SELECT * EXCLUDE (updated_at, attributed_at, load_seq, reward_key, 
 
 
 class RandomWorld:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, **db_options):
         self.rng = random.Random(seed)
-        self.con = new_db()
+        self.con = new_db(**db_options)
         self.w = World(self.con)
         self.people = [f"p{i}" for i in range(30)]
         for p in self.people:

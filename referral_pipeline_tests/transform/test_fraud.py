@@ -137,3 +137,27 @@ def test_coupon_reuse_idempotency_and_flags_are_never_deleted():
     run_chain(con, at(11), run_id="r3")
     assert rows(con, "SELECT count(*) FROM analytics.referral_attribution WHERE order_key = 'sf:ox1'") == [(0,)]
     assert rows(con, "SELECT run_id FROM audit.fraud_flags WHERE subject_key = 'sf:ox1'") == [("r1",)]
+
+
+def test_incremental_run_flags_an_older_order_when_the_advocate_later_uses_its_ip():
+    """Only the changed partitions are evaluated after the first run: a share from a new IP makes
+    SAME_IP_AS_ADVOCATE fire on the advocate's earlier referred order from that IP (and on nothing
+    else), as a full evaluation would."""
+    con = new_db(customers_load_seq=True)
+    w = World(con)
+    for name in ("alice", "sam", "nina"):
+        w.customer(name)
+    w.share("alice", "ALICE1", at(0), ip="9.9.9.9")
+    w.order("sf:sam1", "sam", at(2), referral_code="ALICE1", ip="7.7.7.7")
+    w.order("sf:nina1", "nina", at(4), referral_code="ALICE1", ip="8.8.8.8")
+    first = run_chain(con, at(10))
+    assert first["fraud_flags"].mode == "full" and first["fraud_flags"].new_flags == 0
+    # (the rewards stage then sets reward_key on both rows: the next run sees them as rewritten)
+    assert run_chain(con, at(10))["fraud_flags"].new_flags == 0
+    w.share("alice", "ALICE2", at(11), ip="7.7.7.7")                 # alice now shares from sam's IP
+    later = run_chain(con, at(12), "r2")
+    assert later["fraud_flags"].mode == "incremental"
+    assert later["fraud_flags"].new_by_rule == {"SAME_IP_AS_ADVOCATE": 1}
+    assert rows(con, "SELECT rule, subject_key, run_id FROM audit.fraud_flags") == [
+        ("SAME_IP_AS_ADVOCATE", "sf:sam1", "r2")]
+    assert later["fraud_flags"].subjects == 1                        # only sam's order was evaluated

@@ -5,30 +5,38 @@ orders whose attribution may have changed (``attribution_signals_delta.sql``): o
 changed (``analytics.orders.load_seq`` above the stored watermark; the identity stage's view
 carries staging's ``load_seq``) or crossed the ``as_of`` cut, and the orders reachable from the
 Friendbuy events that changed (``analytics.referral_events.load_seq``) by coupon code, referral
-code, purchase id or signed-up customer. Every other attributed order keeps its stored winner;
-the enrichment (last click, last sign-up, channel, canonical emails, ``is_new_customer``) is
-recomputed for all attributed orders, which are few. A full run (first run, ``rebuild``, changed
+code, purchase id or signed-up customer. Purchase ids are re-matched only when they may name
+other orders now (changed purchase rows or orders, ids that named several orders last time:
+``ops.purchase_multi_ids``). Every other attributed order keeps its stored winner; its enrichment
+(last click, last sign-up, channel, canonical emails, ``is_new_customer``) is recomputed only when
+its inputs changed (events on its code or friend, customers the identity stage rewrote since the
+``analytics.customers.load_seq`` mark; all rows when that column is missing). A full run (first run, ``rebuild``, changed
 programs, or an ``analytics.orders`` without ``load_seq``) evaluates every order with a referral
 signal. Both end in a merge that touches only the rows that changed; ``reward_key`` and
 ``no_reward_reason`` belong to the rewards stage and are kept on rewritten rows.
 """
 from __future__ import annotations
 
-import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 
 from ...config.programs import Programs
-from ..runtime import (SyncCounts, create_temp, has_column, load_sql, read_progress, sync_table, transaction,
-                       write_progress)
+from ..runtime import (SyncCounts, create_temp, epoch_us, has_column, load_sql, programs_fingerprint, read_progress,
+                       sync_table, transaction, write_progress)
 from .context import SQL, prepare_referral_context
 
 PROGRESS_ORDERS = "analytics.orders -> referral_attribution"
 PROGRESS_EVENTS = "analytics.referral_events -> referral_attribution"
 PROGRESS_AS_OF = "as_of -> referral_attribution"
 PROGRESS_PROGRAMS = "programs -> referral_attribution"
+PROGRESS_CUSTOMERS = "analytics.customers -> referral_attribution"
+# version of the stage's own bookkeeping (ops.purchase_multi_ids...): a warehouse written by an
+# older version gets one full run first
+PROGRESS_LAYOUT = "layout -> referral_attribution"
+LAYOUT = 2
 
 
 @dataclass
@@ -45,15 +53,32 @@ class AttributionResult:
                 "attributed_orders": self.attributed, "by_method": self.by_method, **self.changes.as_metadata()}
 
 
-def programs_fingerprint(con: duckdb.DuckDBPyConnection) -> int:
-    """A 60-bit fingerprint of the program rules and market sources (TEMP tables) the stage read."""
-    rows = con.execute("SELECT * FROM program_rules ORDER BY ALL").fetchall() + \
-        con.execute("SELECT * FROM market_sources ORDER BY ALL").fetchall()
-    return int(hashlib.sha256(repr(rows).encode()).hexdigest()[:15], 16)
+def referral_orders_sql(kinds: set[str]) -> str:
+    """``referral_orders.sql`` with only the branches whose signal kinds occur this run."""
+    text = load_sql(SQL, "referral_orders.sql")
+    parts = re.split(r"^-- (branch|final): ?([^\n]*)\n", text, flags=re.M)
+    branches, final = [], None
+    for i in range(1, len(parts), 3):
+        marker, label, body = parts[i], parts[i + 1], parts[i + 2].strip()
+        if marker == "final":
+            final = body
+        elif kinds & set(label.split(",")):
+            branches.append(body)
+    hits = " UNION ALL ".join(f"({b})" for b in branches) or "SELECT * FROM analytics.orders WHERE FALSE"
+    return final.replace("{hits}", hits)
 
 
-def _epoch_us(ts: datetime) -> int:
-    return int(ts.timestamp() * 1_000_000)
+def _changed_customers(con: duckdb.DuckDBPyConnection, mark: int | None) -> tuple[bool, int | None]:
+    """TEMP ``attr_changed_customers``: customers the identity stage rewrote since ``mark``. Returns
+    (enrich every stored row, the new mark); without ``load_seq`` or a mark, every row is enriched."""
+    tracked = has_column(con, "analytics.customers", "load_seq")
+    if tracked and mark is not None:
+        create_temp(con, "attr_changed_customers", "SELECT customer_key FROM analytics.customers WHERE load_seq > $mark",
+                    {"mark": mark})
+    else:
+        create_temp(con, "attr_changed_customers", "SELECT CAST(NULL AS VARCHAR) AS customer_key WHERE FALSE")
+    new_mark = con.execute("SELECT coalesce(max(load_seq), 0) FROM analytics.customers").fetchall()[0][0] if tracked else None
+    return not (tracked and mark is not None), new_mark
 
 
 def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime,
@@ -64,7 +89,7 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         incremental_ok = has_column(con, "analytics.orders", "load_seq")
         stored = {k: read_progress(con, k) for k in (PROGRESS_ORDERS, PROGRESS_EVENTS, PROGRESS_AS_OF, PROGRESS_PROGRAMS)}
         incremental = (incremental_ok and not rebuild and None not in stored.values()
-                       and stored[PROGRESS_PROGRAMS] == fingerprint)
+                       and stored[PROGRESS_PROGRAMS] == fingerprint and read_progress(con, PROGRESS_LAYOUT) == LAYOUT)
         events_wm = con.execute("SELECT greatest((SELECT coalesce(max(load_seq), 0) FROM analytics.referral_events), "
                                 "(SELECT coalesce(max(load_seq), 0) FROM ops.referral_events_replaced))").fetchall()[0][0]
         if incremental:
@@ -74,14 +99,25 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
                          "as_of": as_of, "prev_as_of": prev_as_of})
         else:
             create_temp(con, "attr_signals", load_sql(SQL, "attribution_signals_full.sql"))
-        params = {"as_of": as_of, "full": not incremental}
-        evaluated = create_temp(con, "ref_orders", load_sql(SQL, "referral_orders.sql"), params)
+        enrich_all, customers_mark = _changed_customers(
+            con, read_progress(con, PROGRESS_CUSTOMERS) if incremental else None)
+        params = {"as_of": as_of, "full": not incremental, "enrich_all": enrich_all}
+        kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM attr_signals").fetchall()}
+        evaluated = create_temp(con, "ref_orders", referral_orders_sql(kinds), params)
+        create_temp(con, "attr_purchase_hits", load_sql(SQL, "purchase_hits.sql"), params)
+        _keep_multi_ids(con, incremental)
         candidates = create_temp(con, "attr_candidates", load_sql(SQL, "attribution_candidates.sql"), params)
         create_temp(con, "attr_winners", load_sql(SQL, "attribution_winners.sql"), params)
-        attributed = create_temp(con, "attr_new", load_sql(SQL, "attribution_rows.sql"), params)
+        create_temp(con, "attr_new", load_sql(SQL, "attribution_rows.sql"), params)
+        scope = None if not incremental else (
+            "t.order_key IN (SELECT order_key FROM ref_orders) OR t.order_key IN (SELECT order_key FROM attr_winners) "
+            "OR t.order_key IN (SELECT value FROM attr_signals WHERE kind = 'order_key')")
         changes = sync_table(con, "analytics.referral_attribution", "attr_new", ["order_key"],
-                             ignore=["updated_at"], preserve=["reward_key", "no_reward_reason", "attributed_at"])
-        by_method = dict(con.execute("SELECT attribution_method, count(*) FROM attr_new GROUP BY 1 ORDER BY 1").fetchall())
+                             ignore=["updated_at"], preserve=["reward_key", "no_reward_reason", "attributed_at"],
+                             scope=scope)
+        by_method = dict(con.execute("SELECT attribution_method, count(*) FROM analytics.referral_attribution "
+                                     "GROUP BY 1 ORDER BY 1").fetchall())
+        attributed = sum(by_method.values())
         if incremental_ok:
             # rows added since the stored mark are all this run has read (zone maps keep it cheap)
             mark = stored[PROGRESS_ORDERS] if incremental else -1
@@ -89,10 +125,25 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
                                     [max(mark, 0), mark]).fetchall()[0][0]
             write_progress(con, PROGRESS_ORDERS, orders_wm)
             write_progress(con, PROGRESS_EVENTS, events_wm)
-            write_progress(con, PROGRESS_AS_OF, _epoch_us(as_of))
+            write_progress(con, PROGRESS_AS_OF, epoch_us(as_of))
             write_progress(con, PROGRESS_PROGRAMS, fingerprint)
+            write_progress(con, PROGRESS_LAYOUT, LAYOUT)
+            if customers_mark is not None:
+                write_progress(con, PROGRESS_CUSTOMERS, customers_mark)
         # old event versions are needed only until this stage has seen them
         con.execute("DELETE FROM ops.referral_events_replaced WHERE load_seq <= ?", [events_wm])
-        for table in ("attr_signals", "ref_orders", "attr_candidates", "attr_winners", "attr_new"):
+        for table in ("attr_signals", "ref_orders", "attr_purchase_hits", "attr_candidates", "attr_winners", "attr_new",
+                      "attr_changed_customers"):
             con.execute(f"DROP TABLE {table}")
     return AttributionResult("incremental" if incremental else "full", evaluated, candidates, attributed, by_method, changes)
+
+
+def _keep_multi_ids(con: duckdb.DuckDBPyConnection, incremental: bool) -> None:
+    """``ops.purchase_multi_ids`` for the purchase ids evaluated by this run (all on a full run)."""
+    if incremental:
+        con.execute("DELETE FROM ops.purchase_multi_ids WHERE order_id IN (SELECT value FROM attr_signals WHERE kind = 'id')")
+    else:
+        con.execute("DELETE FROM ops.purchase_multi_ids")
+    con.execute("""INSERT INTO ops.purchase_multi_ids
+                   SELECT order_id, market_id FROM attr_purchase_hits
+                   GROUP BY order_id, market_id HAVING count(DISTINCT order_key) > 1""")

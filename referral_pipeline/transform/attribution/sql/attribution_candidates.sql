@@ -1,7 +1,8 @@
 -- Every way an order can be attributed (product §5), one row per (order, method, evidence event);
 -- attribution_winners.sql keeps the first method that applies. Inputs: ref_orders (the orders this
--- run evaluates, referral_orders.sql), analytics.orders (to see whether a purchase row's order
--- number is ambiguous), fb_events, program_rules. Parameters: $as_of.
+-- run evaluates, referral_orders.sql), attr_purchase_hits (purchase_hits.sql: the orders a purchase
+-- row may name, to see whether its order number is ambiguous), fb_events, program_rules.
+-- Parameters: $as_of.
 -- Nothing crosses markets: every join is on market_id. An order counts when it is placed at or
 -- before as_of and has a customer.
 WITH
@@ -23,24 +24,8 @@ by_coupon AS (
 purchases AS (
     SELECT * FROM fb_events WHERE kind = 'purchase' AND order_id IS NOT NULL AND advocate_key IS NOT NULL
 ),
-relevant_purchases AS (   -- the purchase rows that may name an order evaluated by this run
-    SELECT * FROM purchases
-    WHERE order_id IN (SELECT order_key FROM ref_orders UNION ALL SELECT order_number FROM ref_orders
-                       UNION ALL SELECT source_order_id FROM ref_orders)
-),
-id_orders AS (            -- every order (of any run) such a row could name: to see ambiguity
-    SELECT order_key, order_key AS matched_id, 0 AS by_number, market_id FROM analytics.orders
-    WHERE order_key IN (SELECT order_id FROM relevant_purchases)
-    UNION ALL
-    SELECT order_key, order_number, 1, market_id FROM analytics.orders
-    WHERE order_number IN (SELECT order_id FROM relevant_purchases)
-    UNION ALL
-    SELECT order_key, source_order_id, 1, market_id FROM analytics.orders
-    WHERE source_order_id IN (SELECT order_id FROM relevant_purchases)
-),
-purchase_hits AS (
-    SELECT DISTINCT p.event_key, o.order_key, o.by_number
-    FROM relevant_purchases p JOIN id_orders o ON o.matched_id = p.order_id AND o.market_id = p.market_id
+purchase_hits AS (        -- (purchase_hits.sql)
+    SELECT event_key, order_key, by_number FROM attr_purchase_hits
 ),
 purchase_orders AS (
     SELECT event_key, min(order_key) AS order_key

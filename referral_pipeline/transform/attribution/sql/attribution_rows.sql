@@ -1,8 +1,8 @@
--- TEMP attr_new: the rows of analytics.referral_attribution. Every attributed order (attr_winners)
--- enriched with the last click on its referral code and the friend's last referral sign-up before
--- the order, the channel of the referral (the share's, else the evidence event's), the canonical
--- emails and is_new_customer. Recomputed for all attributed orders on every run (they are few), so
--- changes of customers or events reach rows whose order did not change.
+-- TEMP attr_new: the rows of analytics.referral_attribution for the attributed orders in
+-- attr_winners (all of them on a full run; on an incremental run those evaluated and those whose
+-- enrichment may have changed), enriched with the last click on its referral code and the
+-- friend's last referral sign-up before the order, the channel of the referral (the share's, else
+-- the evidence event's), the canonical emails and is_new_customer.
 -- Inputs: attr_winners, analytics.customers, fb_events. Parameters: $as_of.
 WITH clicks AS (
     SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'click' AND code_lc IS NOT NULL

@@ -6,11 +6,12 @@
 --     watermark), in their new and old versions (ops.referral_events_replaced): incentive codes,
 --     share/click codes, signed-up friends;
 --   * attributed orders whose evidence event changed or is gone, or whose order is gone;
---   * every purchase row's order id: whether a number names exactly one order depends on the other
---     orders with that number (one may have changed or gone), and the export is small, so purchase
---     rows are matched in full on every run.
+--   * purchase-row order ids that may name other orders now: those of changed purchase rows, those
+--     equal to the key, number or source id of a changed order, and those that named more than one
+--     order at their last evaluation (ops.purchase_multi_ids: a change of one of those orders can
+--     make the id name exactly one; an id that named one order is re-evaluated through that order).
 -- Inputs: analytics.orders, analytics.referral_events, ops.referral_events_replaced,
--- analytics.referral_attribution, fb_events.
+-- analytics.referral_attribution, ops.purchase_multi_ids, fb_events.
 -- Parameters: $orders_wm, $events_wm, $as_of, $prev_as_of.
 WITH changed_orders AS (   -- (two filters on columns of the order each, so a view can push them down)
     SELECT order_key FROM analytics.orders WHERE load_seq > $orders_wm
@@ -34,6 +35,10 @@ changed_events AS (      -- new versions, and the old versions of rewritten or r
 ),
 purchases AS (
     SELECT order_id FROM fb_events WHERE kind = 'purchase' AND order_id IS NOT NULL
+),
+changed_ids AS (          -- what a purchase row may name on the changed orders
+    SELECT unnest([order_key, order_number, source_order_id]) AS id FROM analytics.orders
+    WHERE order_key IN (SELECT order_key FROM changed_orders)
 )
 SELECT 'order_key' AS kind, order_key AS value FROM changed_orders
 UNION
@@ -47,6 +52,10 @@ SELECT 'coupon', coupon_code FROM changed_events WHERE kind = 'friend_incentive'
 UNION
 SELECT 'ref_code', code_lc FROM changed_events WHERE kind IN ('share', 'click') AND code_lc IS NOT NULL
 UNION
-SELECT 'id', order_id FROM purchases
+SELECT 'id', order_id FROM purchases WHERE order_id IN (SELECT id FROM changed_ids)
+UNION
+SELECT 'id', order_id FROM changed_events WHERE kind = 'purchase' AND order_id IS NOT NULL
+UNION
+SELECT 'id', order_id FROM ops.purchase_multi_ids
 UNION
 SELECT 'customer', friend_key FROM changed_events WHERE kind = 'signup' AND friend_key IS NOT NULL

@@ -1,8 +1,12 @@
 -- TEMP attr_winners: per attributed order, the method that wins (first that applies; among several
 -- rows of one method, the earliest evidence) with the order's facts. Orders evaluated by this run
 -- come from attr_candidates/ref_orders; on an incremental run every other attributed order keeps
--- its stored row. Inputs: attr_candidates, ref_orders, attr_signals, analytics.referral_attribution,
--- program_rules. Parameters: $full.
+-- its stored winner, and comes along (to be enriched again by attribution_rows.sql) only when its
+-- enrichment may have changed: clicks or shares of its referral code changed (ref_code signals),
+-- its friend's referral sign-ups changed (customer signals), or the identity stage rewrote its
+-- friend or advocate (attr_changed_customers; everything when $enrich_all).
+-- Inputs: attr_candidates, ref_orders, attr_signals, attr_changed_customers,
+-- analytics.referral_attribution, program_rules. Parameters: $full, $enrich_all.
 WITH winner AS (
     SELECT * FROM attr_candidates
     QUALIFY row_number() OVER (PARTITION BY order_key ORDER BY method_rank, touch_at, source_event_key) = 1
@@ -24,3 +28,8 @@ FROM analytics.referral_attribution a
 WHERE NOT $full
   AND a.order_key NOT IN (SELECT order_key FROM ref_orders)
   AND a.order_key NOT IN (SELECT value FROM attr_signals WHERE kind = 'order_key')
+  AND ($enrich_all
+       OR lower(a.referral_code) IN (SELECT value FROM attr_signals WHERE kind = 'ref_code')
+       OR a.friend_customer_key IN (SELECT value FROM attr_signals WHERE kind = 'customer')
+       OR a.friend_customer_key IN (SELECT customer_key FROM attr_changed_customers)
+       OR a.advocate_customer_key IN (SELECT customer_key FROM attr_changed_customers))

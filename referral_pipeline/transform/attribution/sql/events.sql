@@ -1,8 +1,9 @@
 -- analytics.referral_events: the Friendbuy activity of the programs' campaigns, with its market
 -- and both parties resolved to a customer_key (every referral stage reads it through the TEMP
 -- view fb_events). Inputs: staging.referral_events, analytics.customers, identity.customer_map,
--- identity.email_index, program_rules, market_sources. Parameters: $as_of.
--- Only events at or before as_of count (a backfill sees the world as it was).
+-- identity.email_index, program_rules, market_sources, ev_scope. Parameters: $as_of, $full.
+-- Only events at or before as_of count (a backfill sees the world as it was). An incremental run
+-- ($full false) computes only the events in ev_scope (events_scope.sql).
 -- A party (advocate or friend) is resolved by the identity rules, first that applies (the same
 -- order as the identity stage: records that share an email are one person):
 --   1. its email is in identity.email_index;
@@ -13,7 +14,7 @@ WITH ev AS (
     SELECT e.*, p.market_id
     FROM staging.referral_events e
     JOIN program_rules p ON p.campaign_id = e.campaign_id
-    WHERE e.occurred_at <= $as_of
+    WHERE e.occurred_at <= $as_of AND ($full OR e.event_key IN (SELECT event_key FROM ev_scope))
 ),
 parties AS (
     SELECT DISTINCT market_id, coalesce(advocate_customer_id, '') AS cid, coalesce(advocate_email, '') AS email FROM ev

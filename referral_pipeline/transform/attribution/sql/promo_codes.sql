@@ -1,12 +1,14 @@
 -- Promo-code validation (product §5.1): every code Friendbuy distributed (friend incentives,
 -- advocate rewards) against the coupons of the distributing market's commerce platforms.
 -- One row per (code, market, problem). Inputs: fb_events, staging.coupons, market_sources,
--- program_rules. Parameters: $as_of, $referral_name_pattern (a platform code whose name does not
--- match it belongs to a non-referral promotion).
+-- program_rules, promo_scope. Parameters: $as_of, $referral_name_pattern (a platform code whose
+-- name does not match it belongs to a non-referral promotion), $full (false: only the codes in
+-- promo_scope; every step below is per code, so they come out exactly as in a full run).
 WITH dist AS (
     SELECT coupon_code AS code, market_id, campaign_id, kind, occurred_at, event_key
     FROM fb_events
     WHERE kind IN ('friend_incentive', 'advocate_reward') AND coupon_code IS NOT NULL
+      AND ($full OR coupon_code IN (SELECT code FROM promo_scope))
 ),
 per_market AS (
     SELECT code, market_id, min(campaign_id) AS campaign_id, min(occurred_at) AS distributed_at,

@@ -94,3 +94,21 @@ CREATE TABLE IF NOT EXISTS audit.promo_code_issues (
     load_seq      BIGINT NOT NULL,
     PRIMARY KEY (code, market_id, problem)
 );
+
+-- What the promo-code stage last read per distributed code: a digest of the Friendbuy rows that
+-- distributed it and of the platform coupons with its text (xor of hash(key, load_seq)). An
+-- incremental run re-validates only the codes whose digest changed.
+CREATE TABLE IF NOT EXISTS ops.promo_code_inputs (
+    code     VARCHAR PRIMARY KEY,
+    digest   UBIGINT NOT NULL,
+    rows     BIGINT NOT NULL
+);
+
+-- Friendbuy purchase-row order ids that named more than one order of their market at the last
+-- evaluation (ambiguous, or an order_key that is also another order's number). Incremental
+-- attribution runs re-evaluate them on every run: a change of one of those orders (whose old
+-- number is not kept) can make the id name exactly one order.
+CREATE TABLE IF NOT EXISTS ops.purchase_multi_ids (
+    order_id   VARCHAR NOT NULL,
+    market_id  VARCHAR NOT NULL
+);

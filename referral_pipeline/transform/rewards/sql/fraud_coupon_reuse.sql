@@ -1,11 +1,13 @@
 -- COUPON_REUSE (hold): a referral coupon (a friend incentive Friendbuy distributed) is used on a
 -- second order (in placed_at order), or by a customer other than the friend it was issued to.
+-- Parameters: $full (false: only the coupons in fraud_scope, every use of each).
 WITH uses AS (
     SELECT order_key, market_id, campaign_id, advocate_customer_key, friend_customer_key, placed_at, coupon_code,
            row_number() OVER (PARTITION BY market_id, coupon_code ORDER BY placed_at, order_key) AS use_number,
            first(order_key) OVER (PARTITION BY market_id, coupon_code ORDER BY placed_at, order_key) AS first_order_key
     FROM analytics.referral_attribution
     WHERE attribution_method = 'coupon' AND coupon_code IS NOT NULL
+      AND ($full OR coupon_code IN (SELECT value FROM fraud_scope WHERE kind = 'coupon'))
 ),
 issued AS (
     SELECT market_id, coupon_code, list(DISTINCT friend_key ORDER BY friend_key) FILTER (WHERE friend_key IS NOT NULL) AS issued_to

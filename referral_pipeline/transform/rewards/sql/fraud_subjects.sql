@@ -1,18 +1,57 @@
 -- What the fraud rules run on (product §6): every referral sign-up and every attributed order,
 -- with the parties, the time, the IP and the canonical emails. TEMP fraud_subjects.
--- Inputs: fb_events, analytics.referral_attribution (which carries the order's IP), analytics.customers.
+-- Inputs: fb_events, analytics.referral_attribution (which carries the order's IP), analytics.customers,
+-- fraud_scope. Parameters: $full (false: only the subjects that fall in fraud_scope.sql; the filter
+-- is applied before the customers are joined).
+WITH scope_customers AS (   -- customers whose canonical email is in scope
+    SELECT customer_key FROM analytics.customers
+    WHERE NOT $full AND email_canonical IN (SELECT value FROM fraud_scope WHERE kind = 'canonical')
+),
+near AS (                   -- (kind, value, time span) of the velocity windows in scope
+    SELECT kind, value, ts - INTERVAL 1 HOUR AS lo, ts + INTERVAL 1 HOUR AS hi FROM fraud_scope WHERE kind = 'ip_at'
+    UNION ALL
+    SELECT kind, value, ts - INTERVAL 24 HOUR, ts + INTERVAL 24 HOUR FROM fraud_scope WHERE kind = 'advocate_at'
+),
+signups AS (
+    SELECT * FROM fb_events e
+    WHERE e.kind = 'signup'
+      AND ($full
+           OR e.event_key IN (SELECT value FROM fraud_scope WHERE kind = 'subject')
+           OR e.advocate_key IN (SELECT value FROM fraud_scope WHERE kind IN ('advocate', 'customer'))
+           OR e.friend_key IN (SELECT value FROM fraud_scope WHERE kind = 'customer')
+           OR e.advocate_key || '|' || e.ip_address IN (SELECT value FROM fraud_scope WHERE kind = 'advocate_ip')
+           OR EXISTS (SELECT 1 FROM near n WHERE n.kind = 'ip_at' AND n.value = e.ip_address
+                      AND e.occurred_at BETWEEN n.lo AND n.hi)
+           OR e.friend_key IN (SELECT customer_key FROM scope_customers)
+           OR e.advocate_key IN (SELECT customer_key FROM scope_customers)
+           OR ref_email_canonical(e.friend_email) IN (SELECT value FROM fraud_scope WHERE kind = 'canonical')
+           OR ref_email_canonical(e.advocate_email) IN (SELECT value FROM fraud_scope WHERE kind = 'canonical'))
+),
+orders AS (
+    SELECT * FROM analytics.referral_attribution a
+    WHERE $full
+       OR a.order_key IN (SELECT value FROM fraud_scope WHERE kind = 'subject')
+       OR a.advocate_customer_key IN (SELECT value FROM fraud_scope WHERE kind IN ('advocate', 'customer'))
+       OR a.friend_customer_key IN (SELECT value FROM fraud_scope WHERE kind = 'customer')
+       OR a.advocate_customer_key || '|' || a.ip_address IN (SELECT value FROM fraud_scope WHERE kind = 'advocate_ip')
+       OR EXISTS (SELECT 1 FROM near n WHERE n.kind = 'ip_at' AND n.value = a.ip_address
+                  AND a.placed_at BETWEEN n.lo AND n.hi)
+       OR EXISTS (SELECT 1 FROM near n WHERE n.kind = 'advocate_at' AND n.value = a.advocate_customer_key
+                  AND a.placed_at BETWEEN n.lo AND n.hi)
+       OR a.friend_email_canonical IN (SELECT value FROM fraud_scope WHERE kind = 'canonical')
+       OR a.advocate_email_canonical IN (SELECT value FROM fraud_scope WHERE kind = 'canonical')
+)
 SELECT 'signup' AS subject_type, e.event_key AS subject_key, e.market_id, e.campaign_id,
        e.advocate_key, e.friend_key, e.occurred_at AS event_at, e.ip_address AS ip,
        coalesce(fc.email_canonical, ref_email_canonical(e.friend_email)) AS friend_canonical,
        coalesce(ac.email_canonical, ref_email_canonical(e.advocate_email)) AS advocate_canonical,
        fc.created_at AS friend_created_at
-FROM fb_events e
+FROM signups e
 LEFT JOIN analytics.customers fc ON fc.customer_key = e.friend_key
 LEFT JOIN analytics.customers ac ON ac.customer_key = e.advocate_key
-WHERE e.kind = 'signup'
 UNION ALL
 SELECT 'order', a.order_key, a.market_id, a.campaign_id,
        a.advocate_customer_key, a.friend_customer_key, a.placed_at, a.ip_address,
        a.friend_email_canonical, a.advocate_email_canonical, fc.created_at
-FROM analytics.referral_attribution a
+FROM orders a
 LEFT JOIN analytics.customers fc ON fc.customer_key = a.friend_customer_key

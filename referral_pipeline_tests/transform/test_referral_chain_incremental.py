@@ -1,0 +1,103 @@
+"""The incremental referral stages equal a full recompute: random worlds (``RandomWorld`` of the
+attribution test, with the identity stage's ``analytics.customers.load_seq``, order IPs shared
+between friends and advocates, distributed rewards and review decisions), several rounds of random
+deltas; after every incremental chain run, a rebuild of each stage must find nothing to change
+(no event, attribution or promo-code row, no new fraud flag, no reward or ledger row)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from referral_pipeline.transform.attribution import run_attribution, run_promo_codes, run_referral_events
+from referral_pipeline.transform.rewards import run_fraud, run_rewards
+
+from .referrals_support import at, programs, refresh_first_orders, rows
+from .test_attribution_incremental import RandomWorld
+
+IPS = [f"10.0.0.{i}" for i in range(4)]
+
+
+class ChainWorld(RandomWorld):
+    def __init__(self, seed: int):
+        super().__init__(seed, customers_load_seq=True)
+        self.pending: str | None = None     # known to Friendbuy by email, to identity only from the next step
+        self.bursts: list[tuple] = []
+
+    def burst(self) -> None:
+        """Attributed orders on one advocate's code from one IP within 40 minutes: three now, and a
+        late one in the burst of two steps ago (an order that arrives runs after its neighbours)."""
+        rng = self.rng
+        if len(self.bursts) >= 2:
+            code, ip, when = self.bursts[-2]
+            self._burst_order(code, ip, when + timedelta(minutes=30))
+        code, ip = rng.choice(self.codes), rng.choice(IPS)
+        for k in range(3):
+            self._burst_order(code, ip, at(self.day - 0.5, minutes=20 * k))
+        self.bursts.append((code, ip, at(self.day - 0.5)))
+
+    def _burst_order(self, code: str, ip: str, when) -> None:
+        who = self.rng.choice(self.people)
+        key = f"sf:b{self.order_count}"
+        self.order_count += 1
+        self.orders.append(key)
+        self.w.order(key, who, when, market=self.market(who), currency="USD" if self.market(who) == "us" else "GBP",
+                     referral_code=code.lower(), ip=ip)
+
+    def step(self, n_events: int, n_orders: int, n_changes: int) -> None:
+        before = set(self.orders)
+        super().step(n_events, n_orders, n_changes)
+        rng, w = self.rng, self.w
+        if self.pending:
+            w.customer(self.pending, records=())
+            self.people.append(self.pending)
+        self.pending = f"late{len(self.people)}"
+        w.event("signup", at(self.day - 1), advocate=rng.choice(self.people), friend_email=f"{self.pending}@example.com",
+                ip=rng.choice(IPS))
+        self.burst()
+        for key in sorted(set(self.orders) - before):          # few IPs: velocity and same-IP hits
+            if rng.random() < 0.6:
+                w.set_order(key, ip_address=rng.choice(IPS))
+        for _ in range(2):
+            adv, friend = rng.sample(self.people, 2)
+            w.event("share", at(self.day - rng.random() * 2), advocate=adv, code=f"X{rng.randrange(99)}",
+                    ip=rng.choice(IPS), campaign=self.campaign(adv))
+            w.reward_distributed(adv, friend, at(self.day - rng.random()), campaign=self.campaign(adv))
+            w.coupon(rng.choice(self.coupons) if self.coupons else "F0", active=rng.random() < 0.7)
+        held = rows(self.con, "SELECT reward_key FROM analytics.rewards WHERE status = 'on_hold' ORDER BY 1") \
+            if self.day > 4 else []
+        for (key,) in held[:2]:
+            w.review(key, rng.choice(["approve", "reject"]), at(self.day - 1))
+
+    def chain(self, rebuild: bool = False) -> dict:
+        refresh_first_orders(self.con)
+        as_of, progs = at(self.day), programs()
+        return {"events": run_referral_events(self.con, progs, as_of, rebuild=rebuild),
+                "attribution": run_attribution(self.con, progs, as_of, "r", rebuild=rebuild),
+                "promo": run_promo_codes(self.con, progs, as_of, rebuild=rebuild),
+                "fraud": run_fraud(self.con, progs, as_of, "r", rebuild=rebuild),
+                "rewards": run_rewards(self.con, progs, as_of, "r")}
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_incremental_chain_equals_a_full_recompute(seed):
+    world = ChainWorld(seed)
+    world.step(n_events=25, n_orders=25, n_changes=0)
+    first = world.chain()
+    assert {first[k].mode for k in ("events", "attribution", "promo", "fraud")} == {"full"}
+    flagged = 0
+    for _ in range(5):
+        world.step(n_events=8, n_orders=8, n_changes=6)
+        incremental = world.chain()
+        assert {incremental[k].mode for k in ("events", "attribution", "promo", "fraud")} == {"incremental"}
+        full = world.chain(rebuild=True)
+        assert {k: full[k].mode for k in ("events", "attribution", "promo", "fraud")} == dict.fromkeys(
+            ("events", "attribution", "promo", "fraud"), "full")
+        assert full["events"].changes.changed == 0, seed
+        assert full["attribution"].changes.changed == 0, seed
+        assert full["promo"].changes.changed == 0, seed
+        assert full["fraud"].new_flags == 0, (seed, full["fraud"].new_by_rule)
+        assert (full["rewards"].changes.changed, full["rewards"].ledger_rows) == (0, 0), seed
+        flagged = max(flagged, sum(full["fraud"].total_by_rule.values()))
+    assert flagged > 3                        # the random world does raise flags
+    assert rows(world.con, "SELECT count(*) FROM audit.promo_code_issues")[0][0] > 0
