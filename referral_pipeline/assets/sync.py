@@ -68,7 +68,7 @@ class SyncTarget:
     deps: tuple[AssetKey, ...]
     description: str
     run: Callable[..., DestinationResult]
-    default_concurrency: int = 4
+    default_concurrency: int = 4    # requests in flight; the client's token bucket keeps the rate
     make_resource: Optional[Callable[[], Any]] = None   # None: the resource exists (a source instance)
     make_client: Callable[[Any], Any] = lambda resource: resource.client()
 
@@ -89,7 +89,7 @@ def yotpo_targets(programs: Programs) -> list[SyncTarget]:
     return [SyncTarget(inst.destination, yotpo_resource_key(inst.destination), inst.markets, PUSH_INPUTS,
                        f"Push customers, orders and refunds of markets {', '.join(inst.markets)} to Yotpo Loyalty "
                        f"({inst.env_prefix}_*), then pull points, VIP tier and referral code.", runner(inst),
-                       make_resource=partial(YotpoResource.from_env_prefix, inst.env_prefix))
+                       default_concurrency=8, make_resource=partial(YotpoResource.from_env_prefix, inst.env_prefix))
             for inst in yotpo_instances(programs)]
 
 
@@ -108,7 +108,7 @@ def friendbuy_targets(programs: Programs) -> list[SyncTarget]:
     return [SyncTarget(inst.destination, f"api_{by_prefix[inst.env_prefix]}", inst.markets, FRIENDBUY_INPUTS,
                        f"Push customers, purchases (once per order) and refund/cancellation events of markets "
                        f"{', '.join(inst.markets)} to Friendbuy ({inst.env_prefix}_*).", runner(inst),
-                       make_client=lambda resource: resource.push_client())
+                       default_concurrency=8, make_client=lambda resource: resource.push_client())
             for inst in friendbuy_instances(programs)]
 
 

@@ -189,6 +189,15 @@ class CommercetoolsClient:
     def get_customer(self, customer_id: str) -> dict | None:
         return self.get_one("customers", customer_id)
 
+    def get_customers(self, customer_ids: Sequence[str]) -> list[dict]:
+        """The customers with these ids, in one query (``id in (...)``; at most ``MAX_LIMIT``)."""
+        if not customer_ids:
+            return []
+        if len(customer_ids) > MAX_LIMIT:
+            raise ValueError(f"at most {MAX_LIMIT} ids per query")
+        where = f"id in ({', '.join(literal(i) for i in customer_ids)})"
+        return list(self.query("customers", where=[where], limit=len(customer_ids)).get("results") or [])
+
     def update(self, resource: str, ident: str, version: int, actions: list[dict]) -> dict:
         """``POST /{projectKey}/<resource>/<ident>`` with ``{version, actions}``. Sent as idempotent:
         the write-back only sends set-to-value actions, and a repeat of an update that was applied

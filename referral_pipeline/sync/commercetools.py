@@ -2,8 +2,9 @@
 customer type ``referral-customer`` (contracts §3.2) on every customer record of a commercetools
 source instance (destination = the instance id, e.g. ``ct``; docs/sync.md "commercetools").
 
-Per changed record one ``GET /customers/{id}`` (current version and custom fields), then one
-``POST /customers/{id}`` with ``version`` and only the actions that change something:
+Per batch of 20 changed records one ``GET /customers?where=id in (...)`` (current versions and custom
+fields), then per customer one ``POST /customers/{id}`` with ``version`` and only the actions that
+change something:
 ``setCustomType`` (type by key, our fields inside) when the customer has no custom type,
 ``setCustomField`` per differing field when it has ours. A customer carrying another custom type is a
 per-record failure (``setCustomType`` would drop that type's fields). A 409 ``ConcurrentModification``
@@ -13,6 +14,7 @@ The type is created at the start of the run if missing (missing field definition
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..http.client import ApiError, TransientError
 from ..transform.runtime import load_sql
 from .commerce import REWARD_STATUSES, CommerceInstance, commerce_instances, define_customer_values
-from .engine import SQL_PACKAGE, DestinationResult, EntitySpec, SendOutcome, SyncSettings, ensure_sync_schema, run_sync
+from .engine import (SQL_PACKAGE, DestinationResult, EntitySpec, SendOutcome, SyncSettings, classify_exception,
+                     ensure_sync_schema, run_sync)
 from .ownership import FieldOwnership, load_ownership
 
 TYPE_KEY = "referral-customer"
@@ -31,6 +34,7 @@ CUSTOM_FIELDS = {"referral_code": ("referralCode", "String", "Referral code"),
 # commercetools publishes no request-rate limit; the write-back paces itself so a nightly push of
 # many customers does not crowd the storefront's own traffic on the project (configurable per run)
 DEFAULT_RATE_PER_SECOND = 20.0
+READ_BATCH = 20   # customers read in one query before their updates (one request instead of 20)
 
 
 class CommerceSetupError(RuntimeError):
@@ -116,28 +120,41 @@ def plan_actions(customer: dict, payload: dict, type_id: str) -> list[dict]:
     return actions
 
 
-def make_send(type_id: str) -> Callable[..., SendOutcome]:
-    def send(client, payload: dict) -> SendOutcome:
-        customer_id = payload["id"]
-        for attempt in (1, 2):
-            customer = client.get_customer(customer_id)
-            if customer is None:
-                return SendOutcome("failed", 404, f"commercetools customer {customer_id} not found")
-            try:
-                actions = plan_actions(customer, payload, type_id)
-            except ForeignCustomType as exc:
-                return SendOutcome("failed", None, str(exc))
-            if not actions:
-                return SendOutcome("ok", 200, remote_id=customer_id)
-            try:
-                client.update_customer(customer_id, customer["version"], actions)
-                return SendOutcome("ok", 200, remote_id=customer_id)
-            except ApiError as exc:
-                if attempt == 2 or exc.status != 409 or isinstance(exc, TransientError):
-                    raise
-                # 409 ConcurrentModification: someone changed the customer since our read; re-read
-        raise AssertionError("unreachable")
-    return send
+def make_send_batch(type_id: str) -> Callable[..., list[SendOutcome]]:
+    """One query reads the batch's customers (current versions), then one update per customer that
+    needs one; a 409 (changed since our read) re-reads that customer and retries once."""
+    def send_batch(client, payloads: list[dict]) -> list[SendOutcome]:
+        found = {c["id"]: c for c in client.get_customers([p["id"] for p in payloads])}
+        return [_apply(client, p, found.get(p["id"]), type_id) for p in payloads]
+    return send_batch
+
+
+def _apply(client, payload: dict, customer: dict | None, type_id: str) -> SendOutcome:
+    customer_id = payload["id"]
+    for attempt in (1, 2):
+        if customer is None:
+            return SendOutcome("failed", 404, f"commercetools customer {customer_id} not found")
+        try:
+            actions = plan_actions(customer, payload, type_id)
+        except ForeignCustomType as exc:
+            return SendOutcome("failed", None, str(exc))
+        if not actions:
+            return SendOutcome("ok", 200, remote_id=customer_id)
+        try:
+            client.update_customer(customer_id, customer["version"], actions)
+            return SendOutcome("ok", 200, remote_id=customer_id)
+        except ApiError as exc:
+            if attempt == 1 and exc.status == 409 and not isinstance(exc, TransientError):
+                customer = _reread(client, customer_id)   # ConcurrentModification: someone changed it
+                continue
+            return classify_exception(_CONFLICTS, exc)
+        except Exception as exc:  # noqa: BLE001 - transport trouble: retried later, like a single send
+            return classify_exception(_CONFLICTS, exc)
+    raise AssertionError("unreachable")
+
+
+def _reread(client, customer_id: str) -> dict | None:
+    return client.get_customer(customer_id)
 
 
 def classify_conflict(exc: ApiError) -> SendOutcome | None:
@@ -145,6 +162,9 @@ def classify_conflict(exc: ApiError) -> SendOutcome | None:
     if exc.status == 409:
         return SendOutcome("retry", 409, exc.body or str(exc))
     return None
+
+
+_CONFLICTS = SimpleNamespace(classify=classify_conflict)   # what engine.classify_exception reads of a spec
 
 
 def make_reconcile(type_id: str) -> Callable[..., bool | None]:
@@ -168,7 +188,8 @@ def commercetools_instances(programs) -> list[CommerceInstance]:
 def commercetools_spec(destination: str, type_id: str, ownership: FieldOwnership | None = None) -> EntitySpec:
     own = (ownership or load_ownership()).for_object("commercetools.customers")
     return EntitySpec(destination, "customers", own, load_sql(SQL_PACKAGE, "ct_customers.sql"), CtCustomerFields,
-                      make_send(type_id), classify=classify_conflict, reconcile=make_reconcile(type_id))
+                      classify=classify_conflict, reconcile=make_reconcile(type_id),
+                      send_batch=make_send_batch(type_id), batch_size=READ_BATCH)
 
 
 def run_commercetools_sync(con, client, instance: CommerceInstance, *, run_id: str,

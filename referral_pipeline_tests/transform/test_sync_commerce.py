@@ -33,6 +33,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 FAST = SyncSettings(concurrency=4, chunk_size=50, max_attempts=5, retry_base_seconds=60)
 CT_POST = "POST /{projectKey}/customers/{id}"
 CT_GET = "GET /{projectKey}/customers/{id}"
+CT_QUERY = "GET /{projectKey}/customers"
 BC_PUT = "PUT /stores/{store_hash}/v3/customers/attribute-values"
 FOREIGN_TYPE_ID = "7a1f0c4e-0000-4000-8000-0000000000ff"
 
@@ -158,10 +159,11 @@ def test_ct_first_sync_matches_view_second_sends_no_write(tmp_path):
         res = ct_sync(con, client, "r1")
         assert sim.request_counts["POST /{projectKey}/types"] == 1            # type created once
         assert ct_remote(sim) == expected                                     # the view, exactly
-        assert sim.request_counts[CT_POST] == 4 and sim.request_counts[CT_GET] == 4
+        assert sim.request_counts[CT_POST] == 4 and sim.request_counts[CT_QUERY] == 1     # one read for the batch
+        assert sim.request_counts[CT_GET] == 0
         assert [s for _, s, _ in states(con)] == ["ok"] * 4
         t = res.totals()
-        assert (t["attempted"], t["sent"], t["failed"], t["requests"]) == (4, 4, 0, 10)
+        assert (t["attempted"], t["sent"], t["failed"], t["requests"]) == (4, 4, 0, 7)
         untouched = next(c for c in sim_state(sim)["customers"] if c["id"] == cts.uid("c", 4))
         assert "custom" not in untouched and untouched["version"] == 1       # nothing to write: not written
         payload = orjson.loads(con.execute("SELECT payload FROM ops.sync_state WHERE record_key = ?",
@@ -172,7 +174,7 @@ def test_ct_first_sync_matches_view_second_sends_no_write(tmp_path):
         res2 = ct_sync(con, client, "r2")
         assert writes(sim) == w                                               # zero writes
         assert res2.totals()["attempted"] == 0 and res2.totals()["unchanged"] == 4
-        assert sim.request_counts[CT_GET] == 4                                # not even a customer read
+        assert sim.request_counts[CT_QUERY] == 1                              # not even a customer read
 
 
 def test_ct_one_change_sends_exactly_one_action(tmp_path):
@@ -256,20 +258,21 @@ def test_ct_concurrent_modification_rereads_and_retries_once(tmp_path):
     world(con, "ct", ct_ids(3))
     with ct_sim(tmp_path, n=3) as sim:
         client = cts.client_for(sim)
-        read = client.get_customer
+        read = client.get_customers
         edited = []
 
-        def racing_read(customer_id):
-            found = read(customer_id)
-            if customer_id == cts.uid("c", 1) and not edited:
-                edited.append(customer_id)
-                cts.post_records(sim, "customers", [{**found, "firstName": "Edited"}])   # version moves
+        def racing_read(customer_ids):
+            found = read(customer_ids)
+            if not edited:
+                c1 = next(c for c in found if c["id"] == cts.uid("c", 1))
+                edited.append(c1["id"])
+                cts.post_records(sim, "customers", [{**c1, "firstName": "Edited"}])   # version moves
             return found
 
-        client.get_customer = racing_read
+        client.get_customers = racing_read
         ct_sync(con, client, "r1")
         assert states(con) == [(i, "ok", 200) for i in ct_ids(3)]
-        assert sim.request_counts[CT_POST] == 4 and sim.request_counts[CT_GET] == 4   # one 409, one re-read
+        assert sim.request_counts[CT_POST] == 4 and sim.request_counts[CT_GET] == 1   # one 409, one re-read
         c1 = next(c for c in sim_state(sim)["customers"] if c["id"] == cts.uid("c", 1))
         assert c1["firstName"] == "Edited" and c1["custom"]["fields"]["referralRewardStatus"] == "approved"
         assert con.execute("SELECT count(*) FROM ops.sync_log").fetchall() == [(3,)]
@@ -362,7 +365,7 @@ def test_ct_rate_close_to_the_configured_limit_without_429(tmp_path):
         res = ct_sync(con, client, "r1", rate_per_second=20.0)
         entity = res.entities["customers"]
         assert entity.sent == 23 and 429 not in client.stats.by_status
-        assert entity.requests == 1 + 1 + 22 * 2       # type read; customer 0 (written): GET only; GET + POST
+        assert entity.requests == 1 + 2 + 22           # type read; 2 batch reads (20 + 3); a POST per change
         assert entity.requests_per_second >= 0.9 * 20, entity.requests_per_second
 
 
