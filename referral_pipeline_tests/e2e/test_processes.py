@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pytest
+import requests
 
 from referral_pipeline.sandbox.generator import generate_world
 from referral_pipeline_tests.e2e.processes import kill_group, run_log, sandbox_process, start_run
@@ -76,7 +77,7 @@ def reference(world, tmp_path_factory):
         run_to_end(sandbox, tmp, world, name="run2.log")
         second_writes = sandbox.writes()
         yield {"effects": first_effects, "writes": first_writes, "second_writes": second_writes,
-               "tokens": tokens_first, "tmp": tmp}
+               "tokens": tokens_first, "tmp": tmp, "sandbox": sandbox}
 
 
 def test_a_second_run_with_no_change_sends_no_writes(reference):
@@ -165,3 +166,38 @@ def test_twenty_percent_faults_over_several_runs_converge_to_the_fault_free_stat
         counts = sandbox.request_counts("yotpo")
         assert sum(counts.values()) > 0
         assert effects(sandbox) == reference["effects"]
+
+
+def test_one_cancelled_order_sends_exactly_the_writes_it_implies(reference, world):
+    """A user cancels one (unreferred, US) Salesforce order: the next run sends its new status to Yotpo
+    (which takes the points back), one cancellation event to Friendbuy, and the customer's new points
+    balance to the Salesforce Contact — and nothing else. (The nightly run also re-validates payloads
+    our model refused — no request — which the log shows as ``invalid``.)"""
+    sandbox, tmp = reference["sandbox"], reference["tmp"]
+    with duckdb.connect(str(tmp / "w.duckdb"), read_only=True) as con:
+        (order_key, source_id, customer_key, contact_id), = con.execute("""
+            SELECT o.order_key, o.source_order_id, o.customer_key, c.sf_contact_id
+            FROM analytics.orders o JOIN analytics.customers c USING (customer_key)
+            WHERE o.source = 'sf' AND o.market_id = 'us' AND o.status = 'paid' AND c.sf_contact_id IS NOT NULL
+              AND o.order_key NOT IN (SELECT order_key FROM analytics.referral_attribution)
+              AND o.order_key NOT IN (SELECT order_key FROM staging.refunds)
+            ORDER BY o.order_key LIMIT 1""").fetchall()
+    before = sandbox.writes()
+    requests.post(sandbox.url("salesforce") + "/_sandbox/records", timeout=30,
+                  json={"collection": "Order", "records": [{"Id": source_id, "Status": "Cancelled"}]}).raise_for_status()
+    run_to_end(sandbox, tmp, world, name="run3.log")
+    after = sandbox.writes()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+    assert delta == {"yotpo POST /api/v2/orders": 1, "friendbuy POST /v1/event/custom": 1,
+                     "salesforce PATCH /services/data/v{version}/composite/sobjects": 1}, delta
+    with duckdb.connect(str(tmp / "w.duckdb"), read_only=True) as con:
+        last_run = con.execute('SELECT run_id FROM ops.sync_log ORDER BY "at" DESC LIMIT 1').fetchall()[0][0]
+        sent = sorted(con.execute("""SELECT destination, entity, record_key FROM ops.sync_log
+                                     WHERE run_id = ? AND outcome <> 'invalid'""", [last_run]).fetchall())
+        points = con.execute("SELECT loyalty_points_balance FROM analytics.customers WHERE customer_key = ?",
+                             [customer_key]).fetchall()[0][0]
+    assert sent == [("friendbuy", "custom_events", f"{order_key}:cancel"),           # the cancellation's id
+                    ("salesforce", "contacts", customer_key), ("yotpo", "orders", order_key)]
+    assert {o["order_id"]: o["status"] for o in sandbox.state("yotpo")["orders"]}[order_key] == "cancelled"
+    contact = next(c for c in sandbox.state("salesforce")["Contact"] if c["Id"] == contact_id)
+    assert contact["Loyalty_Points_Balance__c"] == points
