@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["generator", "sandbox", "commercetools", "bigcommerce", "extract", "identity", "referrals", "chain", "quality"]
+BENCHMARKS = ["generator", "sandbox", "commercetools", "bigcommerce", "extract", "identity", "referrals", "chain", "quality", "sync"]
 
 
 def main(argv: list[str]) -> int:
