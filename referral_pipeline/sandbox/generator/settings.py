@@ -24,7 +24,7 @@ END_MS = to_ms(datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC))
 # Customers may have registered before the order history starts.
 CUSTOMERS_FROM_MS = to_ms(datetime(2025, 1, 1, tzinfo=UTC))
 
-GENERATOR_VERSION = 2   # 2: worlds carry sandbox.yaml (Yotpo plan rate)
+GENERATOR_VERSION = 3   # 2: worlds carry sandbox.yaml (Yotpo plan rate); 3: Friendbuy plan
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,11 @@ VELOCITY_IP_PER_HOUR = 3
 # generated accounts are on high-volume plans — Yotpo 200 requests/s instead of the documented
 # default 5, Friendbuy 300/s (undocumented upstream; our client default is 10/s) — so a first
 # `make run` of the `small` world (~6,500 Yotpo and ~12,000 Friendbuy writes) takes a minute, not
-# an hour. The Friendbuy account ignores a repeated purchase orderId. The simulators announce these
+# an hour. The Friendbuy account ignores a repeated purchase orderId, and its campaign does not
+# distribute advocate rewards by itself for the purchases we push (``auto_reward: false``): the
+# world's distributed rewards are the generated history, so a second `make run` with no outside change
+# is quiet. With auto_reward on, Friendbuy answers run 1's pushes by issuing rewards, which run 2 reads
+# and writes back once as `issued` (tested in the e2e scenarios). The simulators announce these
 # as YOTPO_RATE_LIMIT_PER_SECOND, FRIENDBUY_PUSH_RATE_LIMIT_PER_SECOND and FRIENDBUY_ORDER_ID_DEDUP
 # (what an operator sets after agreeing them with the vendor); fixture worlds without this file keep
 # the documented defaults.
@@ -166,5 +170,5 @@ yotpo:
   rate_limit: {requests_per_second: 200}
 friendbuy:
   rate_limit: {requests_per_second: 300}
-  options: {duplicate_purchase: ignore}
+  options: {duplicate_purchase: ignore, auto_reward: false}
 """
