@@ -26,7 +26,7 @@ from dagster import ConfigurableResource
 
 from ..http.jsonbody import decode_json as decode_lenient
 from . import bound_env_vars
-from ..http.client import ApiClient, ApiError, BearerToken
+from ..http.client import ApiClient, ApiError, BearerToken, token_cache_key
 from ..http.client import RateLimiter, RequestStats  # write-back
 
 DEFAULT_AUTH_URL = "https://auth.europe-west1.gcp.commercetools.com"
@@ -111,7 +111,10 @@ class CommercetoolsClient:
         policy = dict(session=session, timeout=timeout, max_attempts=max_attempts, backoff_base=backoff_base,
                       backoff_cap=backoff_cap, max_wait=max_wait)
         self.auth_api = ApiClient(credentials.auth_url, name="commercetools-auth", **policy)
-        self.token = BearerToken(self._fetch_token)
+        # one token per API client and process: clients of the same credentials share it
+        self.token = BearerToken(self._fetch_token, cache_key=token_cache_key(
+            "commercetools", token_url(credentials.auth_url), credentials.client_id, credentials.client_secret,
+            credentials.scopes))
         base = f"{credentials.api_url.rstrip('/')}/{quote(credentials.project_key, safe='')}"
         self.api = ApiClient(base, auth=self.token, name="commercetools", rate_limit_per_second=rate_limit_per_second,
                              burst=max(1.0, rate_limit_per_second or 1.0), **policy)

@@ -24,7 +24,7 @@ from dagster import ConfigurableResource
 
 from ..http.jsonbody import decode_json as decode_lenient
 from . import bound_env_vars
-from ..http.client import ApiClient, ApiError, BearerToken, RequestStats
+from ..http.client import ApiClient, ApiError, BearerToken, RequestStats, token_cache_key
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,10 @@ class FriendbuyClient:
         # token) that shares the session, the rate limiter and the stats of the main one.
         self._auth_api = ApiClient(base_url, session=self.api.session, **options)
         self._auth_api.limiter, self._auth_api.stats = self.api.limiter, self.api.stats
-        self.api.auth = BearerToken(self._fetch_token, scheme="Bearer", margin_seconds=0)
+        self._auth_api._stats_lock = self.api._stats_lock
+        # one token per account and process: every client of the same key and secret shares it
+        self.api.auth = BearerToken(self._fetch_token, scheme="Bearer", margin_seconds=0,
+                                    cache_key=token_cache_key("friendbuy", base_url, key, secret))
         self._page_size_refused = False
 
     @property

@@ -41,9 +41,9 @@ from simple_salesforce.exceptions import SalesforceError as LibraryError
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 from simple_salesforce.login import SalesforceLogin
 
-from ..http.jsonbody import storable
+from ..http.jsonbody import LONE_SURROGATE, storable
 from . import bound_env_vars
-from ..http.client import IDEMPOTENT_METHODS, ApiClient, BearerToken
+from ..http.client import IDEMPOTENT_METHODS, ApiClient, BearerToken, token_cache_key
 from ..http.salesforce_session import session_for_instance
 
 DEFAULT_API_VERSION = "62.0"
@@ -57,6 +57,9 @@ NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 INT_TYPES = frozenset({"int", "long"})
 COLLECTION_MAX_RECORDS = 200   # sObject Collections: records per request
 BULK_POLL_CAP_SECONDS = 2.0    # Bulk 2.0 ingest: longest wait between job polls
+
+
+LOGIN_INSTANCES: dict[tuple, str] = {}   # token cache key -> instance URL its login returned
 
 
 class SalesforceClientError(Exception):
@@ -143,10 +146,39 @@ def csv_value(cell: str, field_type: str | None) -> Any:
     return cell
 
 
+def _text_cell(cell: str) -> str | None:
+    return cell if cell != "" else None
+
+
+def csv_converter(field_type: str | None) -> Callable[[str], Any]:
+    """``csv_value`` for one column type (the common text case without the type dispatch)."""
+    if field_type == "boolean" or field_type in NUMBER_TYPES or field_type in INT_TYPES or field_type == "datetime":
+        return lambda cell: csv_value(cell, field_type)
+    return _text_cell
+
+
 def csv_records(text: str, types: Mapping[str, str]) -> Iterator[dict]:
-    """Rows of one Bulk results page, typed like REST records."""
-    for row in csv.DictReader(io.StringIO(text, newline="")):
-        yield {name: storable(csv_value(cell or "", types.get(name))) for name, cell in row.items()}
+    """Rows of one Bulk results page, typed like REST records (blank lines skipped). Converters
+    are chosen once per column; ``storable`` runs per cell only when the page holds a lone surrogate."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    converters = [csv_converter(types.get(name)) for name in header]
+    clean = LONE_SURROGATE.search(text) is None
+    width = len(header)
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != width:   # ragged row: the generic (DictReader-shaped) conversion
+            padded = dict(zip(header, row + [""] * (width - len(row))))
+            if len(row) > width:
+                padded[None] = row[width:]
+            yield {name: storable(csv_value(cell or "", types.get(name))) for name, cell in padded.items()}
+        elif clean:
+            yield dict(zip(header, [convert(cell) for convert, cell in zip(converters, row)]))
+        else:
+            yield dict(zip(header, [storable(convert(cell)) for convert, cell in zip(converters, row)]))
 
 
 # ---- the client --------------------------------------------------------------------------------------------------
@@ -176,8 +208,15 @@ class SalesforceClient:
         # the token request must not need a token: a second client sharing limiter and stats
         self._login_api = ApiClient(instance_url, **options)
         self._login_api.limiter, self._login_api.stats = self.api.limiter, self.api.stats
-        self.api.auth = BearerToken(self._fetch_token, margin_seconds=min(60.0, token_ttl_seconds / 10))
+        self._login_api._stats_lock = self.api._stats_lock
+        # client-credentials tokens are shared by the clients of one org and process (one login
+        # per run); the instance URL the login returned is remembered with them
+        self._cache_key = None if access_token else token_cache_key(
+            "salesforce", instance_url, client_id, client_secret, domain, self.api_version)
+        self.api.auth = BearerToken(self._fetch_token, margin_seconds=min(60.0, token_ttl_seconds / 10),
+                                    cache_key=self._cache_key)
         self.api.auth.headers()  # log in now: bad credentials fail here, and we learn the instance
+        self._instance = LOGIN_INSTANCES.get(self._cache_key, self._instance)
         self.sf = Salesforce(instance_url=self._instance, session_id="managed-by-the-client",
                              session=ApiClientSession(self.api), version=self.api_version)
         self._types: dict[str, dict[str, str]] = {}
@@ -198,6 +237,8 @@ class SalesforceClient:
                                         f"and domain)") from None
         if urlsplit(self._instance).netloc != instance:
             self._instance = f"https://{instance}"  # the org's own instance, from the token response
+        if self._cache_key is not None:
+            LOGIN_INSTANCES[self._cache_key] = self._instance
         return token, self._token_ttl
 
     def _call(self, fn: Callable[..., Any], *args, **kwargs) -> Any:

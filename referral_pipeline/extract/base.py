@@ -5,9 +5,13 @@ An ``Extractor`` knows one source entity: how to page through records changed si
 streams its pages into ``RawWriter`` and commits the data with the cursor every ``flush_rows``
 records, so a crash loses at most the uncommitted pages and a re-run resumes from the last
 committed cursor (the overlap window re-reads late commits; merging by key makes that harmless).
+The pages are read one or two ahead in a background thread (``prefetched``), so the next request
+and its JSON parsing overlap with landing the current page in DuckDB.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -83,7 +87,7 @@ def extract(con: duckdb.DuckDBPyConnection, extractor: Extractor, run_id: str | 
     window_end = window[1] if window else None
     newest = stored
     pages = 0
-    for page in extractor.pages(since, window_end):
+    for page in prefetched(extractor.pages(since, window_end)):
         pages += 1
         writer.add(page.records)
         if page.cursor is not None and not window:
@@ -95,6 +99,60 @@ def extract(con: duckdb.DuckDBPyConnection, extractor: Extractor, run_id: str | 
                            stored if window else newest, time.monotonic() - started, extractor.request_stats())
     log_extract(con, result, run_id)
     return result
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """``pages`` read in a background thread, at most ``depth`` pages ahead of the consumer, so
+    the next request (and its parsing) overlaps with landing the current page. Pages arrive in
+    order; an error of the reader is raised here at the point it happened; stopping early (the
+    consumer failed) stops the reader after the page it is on."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not put(page):
+                    break
+            else:
+                put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Failed(exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=read, name="extract-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def log_extract(con: duckdb.DuckDBPyConnection, result: ExtractResult, run_id: str | None) -> None:

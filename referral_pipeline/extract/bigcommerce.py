@@ -11,13 +11,15 @@ generic ``extract`` loop, which lands them in ``raw.<source>__<entity>`` merged 
   ``include=consignments.line_items`` (the line items come inline: no request per order), minus
   the ``products`` / ``shipping_addresses`` / ``coupons`` links (they only name the API host), and,
   when ``coupon_discount > 0``, with ``coupons`` = the order's coupons sub-resource (one request
-  per couponed order, none for the others).
+  per couponed order, none for the others; a page's coupon requests run ``COUPON_WORKERS`` at a
+  time, still under the client's rate limit).
 - ``refunds``: ``created >= cursor - overlap`` in refund-id order; ``created`` need not grow with
   the id, so the cursor (greatest ``created``) is given only with the last page.
 - ``coupons``: no modification stamp, so the whole list is read (nightly) and no cursor is kept.
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator
@@ -28,6 +30,7 @@ from ..warehouse.landing import Cursor
 from .base import Page, cursor_from_records
 
 LINK_FIELDS = ("products", "shipping_addresses", "coupons")
+COUPON_WORKERS = 8    # concurrent coupon sub-resource requests (one per couponed order)
 _COUNTERS = ("requests", "retries", "auth_refreshes", "waited_seconds")
 
 
@@ -80,28 +83,44 @@ class CustomersExtractor(BigCommerceExtractor):
 
 class OrdersExtractor(BigCommerceExtractor):
     entity = "orders"
+    coupon_workers = COUPON_WORKERS
 
     def _pages(self, since, until):
-        for rows in self.client.iter_orders(since, until, self.page_size, archived=True):
-            yield Page([self.prepare(r) for r in rows], None)
-        for rows in self.client.iter_orders(since, until, self.page_size):
-            rows = [self.prepare(r) for r in rows]
-            yield Page(rows, cursor_from_records(rows, self))
+        with ThreadPoolExecutor(self.coupon_workers, thread_name_prefix="bc-coupons") as pool:
+            for rows in self.client.iter_orders(since, until, self.page_size, archived=True):
+                yield Page(self.prepare_page(rows, pool), None)
+            for rows in self.client.iter_orders(since, until, self.page_size):
+                rows = self.prepare_page(rows, pool)
+                yield Page(rows, cursor_from_records(rows, self))
 
     def deleted_of(self, record: dict) -> bool:
         return record.get("is_deleted") is True
 
+    def prepare_page(self, orders: list[dict], pool: Executor | None = None) -> list[dict]:
+        """``prepare`` for a page; the coupon requests of its couponed orders run concurrently
+        (``coupon_workers`` at a time, under the client's rate limit), in page order."""
+        out = [strip_links(order) for order in orders]
+        couponed = [o for o in out if has_coupon_discount(o) and o.get("id") not in (None, "")]
+        fetched = (pool.map if pool is not None and len(couponed) > 1 else map)(self.coupons_of, couponed)
+        for order, coupons in zip(couponed, fetched):
+            if coupons is not None:
+                order["coupons"] = coupons
+        return out
+
     def prepare(self, order: dict) -> dict:
         """The order to land: without the sub-resource links, with its coupons when it has a
         coupon discount."""
-        out = {k: v for k, v in order.items() if not (k in LINK_FIELDS and _is_link(v))}
-        if has_coupon_discount(order) and out.get("id") not in (None, ""):
-            try:
-                out["coupons"] = self.client.order_coupons(out["id"])
-            except ApiError as exc:
-                if exc.status != 404:   # deleted since the list was read: land it without coupons
-                    raise
-        return out
+        return self.prepare_page([order])[0]
+
+    def coupons_of(self, order: dict) -> list[dict] | None:
+        """The order's coupons; None when the order is gone (404: deleted since the list was read,
+        landed without coupons)."""
+        try:
+            return self.client.order_coupons(order["id"])
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return None
 
 
 class RefundsExtractor(BigCommerceExtractor):
@@ -132,6 +151,11 @@ class CouponsExtractor(BigCommerceExtractor):
 
 EXTRACTORS: dict[str, type[BigCommerceExtractor]] = {
     cls.entity: cls for cls in (CustomersExtractor, OrdersExtractor, RefundsExtractor, CouponsExtractor)}
+
+
+def strip_links(order: dict) -> dict:
+    """The order without its sub-resource links (they only name the API host)."""
+    return {k: v for k, v in order.items() if not (k in LINK_FIELDS and _is_link(v))}
 
 
 def _is_link(value: Any) -> bool:

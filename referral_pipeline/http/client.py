@@ -10,6 +10,7 @@ that says the quota is exhausted pauses the next request until the window resets
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -66,25 +67,85 @@ class StaticHeaders:
         pass
 
 
-class BearerToken:
-    """A bearer token fetched by ``fetch() -> (token, ttl_seconds)``, refreshed before expiry or after a 401."""
+def token_cache_key(kind: str, base_url: str, key_id: str | None, secret: str | None, *extra: Any) -> tuple:
+    """The key under which clients of the same credentials share a token: the secret only as a
+    SHA-256 digest (the cache is in memory and never written anywhere)."""
+    digest = hashlib.sha256((secret or "").encode()).hexdigest()
+    return (kind, base_url.rstrip("/"), key_id or "", digest, *extra)
 
-    def __init__(self, fetch: Callable[[], tuple[str, float]], scheme: str = "Bearer", margin_seconds: float = 60):
+
+class TokenCache:
+    """Tokens shared by every client of one process that has the same credentials, so a run
+    makes one token request per destination instead of one per asset. An entry is
+    ``(token, expires_monotonic)``."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[str, float]] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, key: tuple) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get(self, key: tuple) -> tuple[str, float] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple, token: str, expires: float) -> None:
+        self._entries[key] = (token, expires)
+
+    def discard(self, key: tuple, token: str | None) -> None:
+        """Forget the entry if it still holds ``token`` (a newer token fetched meanwhile stays)."""
+        with self._guard:
+            if token is not None and self._entries.get(key, (None,))[0] == token:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._guard:
+            self._entries.clear()
+
+
+SHARED_TOKENS = TokenCache()
+
+
+class BearerToken:
+    """A bearer token fetched by ``fetch() -> (token, ttl_seconds)``, refreshed before expiry or after a 401.
+
+    With ``cache_key`` (``token_cache_key(...)``) the token is shared through ``SHARED_TOKENS``
+    with every other ``BearerToken`` of the same key: the first one to need a token fetches it
+    (with its own client, so the request counts in that client's statistics), the others reuse it
+    until it expires or a 401 invalidates it."""
+
+    def __init__(self, fetch: Callable[[], tuple[str, float]], scheme: str = "Bearer", margin_seconds: float = 60,
+                 cache_key: tuple | None = None, cache: TokenCache | None = None):
         self._fetch, self._scheme, self._margin = fetch, scheme, margin_seconds
         self._token: str | None = None
         self._expires = 0.0
-        self._lock = threading.Lock()
+        self._cache_key = cache_key
+        self._cache = cache or SHARED_TOKENS
+        self._lock = self._cache.lock(cache_key) if cache_key is not None else threading.Lock()
+
+    def _fresh(self, expires: float) -> bool:
+        return time.monotonic() < expires - self._margin
 
     def headers(self) -> dict[str, str]:
         with self._lock:
-            if self._token is None or time.monotonic() >= self._expires - self._margin:
-                token, ttl = self._fetch()
-                self._token, self._expires = token, time.monotonic() + float(ttl)
+            if self._token is None or not self._fresh(self._expires):
+                shared = self._cache.get(self._cache_key) if self._cache_key is not None else None
+                if shared is not None and self._fresh(shared[1]):
+                    self._token, self._expires = shared
+                else:
+                    token, ttl = self._fetch()
+                    self._token, self._expires = token, time.monotonic() + float(ttl)
+                    if self._cache_key is not None:
+                        self._cache.put(self._cache_key, self._token, self._expires)
             value = f"{self._scheme} {self._token}" if self._scheme else self._token
         return {"Authorization": value}
 
     def invalidate(self) -> None:
         with self._lock:
+            if self._cache_key is not None:
+                self._cache.discard(self._cache_key, self._token)
             self._token = None
 
 
@@ -166,6 +227,7 @@ class ApiClient:
         self.name = name
         self.sleep = sleep
         self.stats = RequestStats()
+        self._stats_lock = threading.Lock()   # clients may be used from several threads (prefetch, fan-out)
 
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
@@ -198,25 +260,30 @@ class ApiClient:
 
     # -- internals -------------------------------------------------------------------------------
     def _attempt(self, method, url, params, json, data, headers, idempotent, refreshed) -> requests.Response:
-        self.stats.waited_seconds += self.limiter.acquire()
+        waited = self.limiter.acquire()
         all_headers = {**self.default_headers, **(self.auth.headers() if self.auth else {}), **(headers or {})}
-        self.stats.requests += 1
-        if method not in ("GET", "HEAD", "OPTIONS"):
-            self.stats.writes += 1
+        with self._stats_lock:
+            self.stats.waited_seconds += waited
+            self.stats.requests += 1
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self.stats.writes += 1
         try:
             response = self.session.request(method, url, params=params, json=json, data=data,
                                             headers=all_headers, timeout=self.timeout)
             _ = response.content  # read the body now so a cut connection surfaces here
         except requests.exceptions.ConnectTimeout as exc:
-            self.stats.by_status["connect_timeout"] += 1
+            with self._stats_lock:
+                self.stats.by_status["connect_timeout"] += 1
             raise TransientError(method, url, None, "", f"{method} {url}: connect timeout: {exc}") from exc
         except TRANSPORT_ERRORS as exc:
             kind = type(exc).__name__
-            self.stats.by_status[kind] += 1
+            with self._stats_lock:
+                self.stats.by_status[kind] += 1
             if idempotent or _never_sent(exc):
                 raise TransientError(method, url, None, "", f"{method} {url}: {kind}: {exc}") from exc
             raise InDoubtError(method, url, None, "", f"{method} {url}: outcome unknown ({kind}: {exc})") from exc
-        self.stats.by_status[response.status_code] += 1
+        with self._stats_lock:
+            self.stats.by_status[response.status_code] += 1
         self._respect_quota(response)
         outcome = classify_status(response.status_code)
         if outcome != "ok" and self.refused is not None and self.refused(response):
@@ -224,7 +291,8 @@ class ApiClient:
                                  wait_hint=wait_hint_seconds(response.headers), headers=response.headers)
         if outcome == "auth" and self.auth is not None and not refreshed["done"]:
             refreshed["done"] = True
-            self.stats.auth_refreshes += 1
+            with self._stats_lock:
+                self.stats.auth_refreshes += 1
             self.auth.invalidate()
             raise TransientError(method, url, 401, response.text, wait_hint=0.0)
         if outcome == "retry" and (idempotent or response.status_code in (408, 423, 429, 503)):
@@ -245,12 +313,14 @@ class ApiClient:
         return backoff_seconds(state.attempt_number, self.backoff_base, self.backoff_cap)
 
     def _sleep_counted(self, seconds: float) -> None:
-        self.stats.waited_seconds += seconds
+        with self._stats_lock:
+            self.stats.waited_seconds += seconds
         if seconds > 0:
             self.sleep(seconds)
 
     def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
+        with self._stats_lock:
+            self.stats.retries += 1
 
 
 def _never_sent(exc: Exception) -> bool:

@@ -3,9 +3,11 @@
 Each source entity lands in ``raw.<source>__<entity>``: ``pk``, the parsed modification
 ``stamp``, the record as JSON text (``payload``) and its hash, a delete flag, and ``load_seq``
 (a global sequence value set whenever the row is inserted or changed, so downstream stages can
-process only what changed). ``RawWriter`` buffers pages as Arrow batches and commits them, the
-merge and the cursor advance, in one DuckDB transaction. A newer stamp wins; an identical
-payload changes nothing; a record without a primary key goes to ``audit.quarantine``.
+process only what changed). ``RawWriter`` buffers pages (payloads as orjson bytes, turned into one
+Arrow string column per commit) and commits them, one set-based upsert and the cursor advance, in
+one DuckDB transaction. A newer stamp wins; an identical payload changes nothing; a record
+without a primary key goes to ``audit.quarantine``. ``payload`` is stored with zstd compression
+(about 4x smaller than DuckDB's default for JSON text, and faster to checkpoint).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ CREATE SEQUENCE IF NOT EXISTS raw.load_seq;
 CREATE TABLE IF NOT EXISTS {table} (
     pk            VARCHAR PRIMARY KEY,
     stamp         TIMESTAMPTZ,
-    payload       VARCHAR NOT NULL,
+    payload       VARCHAR NOT NULL USING COMPRESSION zstd,
     payload_hash  UBIGINT NOT NULL,
     is_deleted    BOOLEAN NOT NULL DEFAULT FALSE,
     first_seen_at TIMESTAMPTZ NOT NULL,
@@ -152,12 +154,12 @@ class RawWriter:
 
     def add(self, records: Iterable[dict]) -> None:
         for rec in records:
-            payload = orjson.dumps(rec).decode()
+            payload = orjson.dumps(rec)   # UTF-8 bytes; becomes an Arrow string column in ``commit``
             self.counts.fetched += 1
             pk = self.pk_of(rec)
             if pk is None or pk == "":
                 self._quarantine.append({"source": self.source, "entity": self.entity, "source_id": None,
-                                         "reason": "missing_primary_key", "payload": payload})
+                                         "reason": "missing_primary_key", "payload": payload.decode()})
                 continue
             try:
                 stamp = self.stamp_of(rec)
@@ -172,8 +174,9 @@ class RawWriter:
     def commit(self, cursor: Cursor | None) -> MergeCounts:
         """Merge the buffered rows and advance the cursor atomically; returns this commit's counts."""
         counts = MergeCounts()
-        batch = pa.table([self._pk, self._stamp, self._payload, self._deleted,
-                          list(range(self._ord - len(self._pk), self._ord))], schema=BATCH_SCHEMA)
+        batch = pa.table([pa.array(self._pk, pa.string()), pa.array(self._stamp, BATCH_SCHEMA.field("stamp").type),
+                          utf8_column(self._payload), pa.array(self._deleted, pa.bool_()),
+                          pa.array(range(self._ord - len(self._pk), self._ord), pa.int64())], schema=BATCH_SCHEMA)
         self.con.execute("BEGIN TRANSACTION")
         try:
             if batch.num_rows:
@@ -193,32 +196,45 @@ class RawWriter:
         return counts
 
     def _merge(self, batch: pa.Table) -> MergeCounts:
+        """Set-based merge of the batch. New keys are inserted first (a first load stops there);
+        then rows whose stored version is older and different are deleted and inserted again
+        (keeping ``first_seen_at``); the rest (identical, or older than what is stored) is left
+        alone. Delete + insert instead of an in-place update: updating a zstd-compressed
+        ``payload`` row by row is ~60x slower."""
         con, table = self.con, self.table
+        unique = len(set(self._pk)) == len(self._pk)
+        source = "_raw_batch" if unique else """(SELECT * FROM _raw_batch
+            QUALIFY row_number() OVER (PARTITION BY pk ORDER BY stamp DESC NULLS LAST, ord DESC) = 1)"""
+        total = batch.num_rows if unique else len(set(self._pk))
+        insert = f"""
+            INSERT INTO {table} (pk, stamp, payload, payload_hash, is_deleted, first_seen_at, loaded_at, load_seq, run_id)
+            SELECT b.pk, b.stamp, b.payload, hash(b.payload), b.is_deleted, {{first_seen}}, now(), nextval('raw.load_seq'), ?
+            FROM {source} b {{join}}"""
         con.register("_raw_batch", batch)
         try:
-            con.execute("""CREATE OR REPLACE TEMP TABLE _raw_dedup AS
-                           SELECT pk, stamp, payload, hash(payload) AS payload_hash, is_deleted FROM _raw_batch
-                           QUALIFY row_number() OVER (PARTITION BY pk ORDER BY stamp DESC NULLS LAST, ord DESC) = 1""")
+            new = len(con.execute(insert.format(first_seen="now()", join="") + " ON CONFLICT (pk) DO NOTHING RETURNING 1",
+                                  [self.run_id]).fetchall())
+            updated = 0
+            if new < total:   # some keys were there: replace the ones that changed
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE _raw_changed AS
+                    SELECT b.pk, r.first_seen_at FROM {source} b JOIN {table} r USING (pk)
+                    WHERE r.payload_hash <> hash(b.payload)
+                      AND (b.stamp >= r.stamp OR r.stamp IS NULL OR b.stamp IS NULL)""")
+                updated = con.execute("SELECT count(*) FROM _raw_changed").fetchall()[0][0]
+                if updated:
+                    con.execute(f"DELETE FROM {table} WHERE pk IN (SELECT pk FROM _raw_changed)")
+                    con.execute(insert.format(first_seen="c.first_seen_at", join="JOIN _raw_changed c USING (pk)"),
+                                [self.run_id])
+                con.execute("DROP TABLE _raw_changed")
         finally:
             con.unregister("_raw_batch")
-        new, updated, total = con.execute(f"""
-            SELECT count(*) FILTER (WHERE r.pk IS NULL),
-                   count(*) FILTER (WHERE r.pk IS NOT NULL AND r.payload_hash <> b.payload_hash
-                                    AND (b.stamp >= r.stamp OR r.stamp IS NULL OR b.stamp IS NULL)),
-                   count(*)
-            FROM _raw_dedup b LEFT JOIN {table} r USING (pk)""").fetchone()
-        con.execute(f"""
-            INSERT INTO {table} (pk, stamp, payload, payload_hash, is_deleted, first_seen_at, loaded_at, load_seq, run_id)
-            SELECT pk, stamp, payload, payload_hash, is_deleted, now(), now(), nextval('raw.load_seq'), ?
-            FROM _raw_dedup
-            ON CONFLICT (pk) DO UPDATE SET stamp = excluded.stamp, payload = excluded.payload,
-                payload_hash = excluded.payload_hash, is_deleted = excluded.is_deleted,
-                loaded_at = excluded.loaded_at, load_seq = excluded.load_seq, run_id = excluded.run_id
-            WHERE {table}.payload_hash <> excluded.payload_hash
-              AND (excluded.stamp >= {table}.stamp OR {table}.stamp IS NULL OR excluded.stamp IS NULL)""",
-                    [self.run_id])
-        con.execute("DROP TABLE _raw_dedup")
         return MergeCounts(new=new, updated=updated, unchanged=total - new - updated)
+
+
+def utf8_column(payloads: list[bytes]) -> pa.Array:
+    """JSON texts (UTF-8 bytes) as an Arrow string column. Built as binary and cast (the cast
+    checks the UTF-8 in C++): converting long Python ``str`` objects is ~100x slower."""
+    return pa.array(payloads, pa.binary()).cast(pa.string())
 
 
 def utc(dt: datetime | None) -> datetime | None:

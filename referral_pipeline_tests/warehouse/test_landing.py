@@ -75,3 +75,23 @@ def test_failed_commit_keeps_old_cursor_and_data(con, monkeypatch):
 def test_identifiers_are_checked():
     with pytest.raises(ValueError):
         raw_table("sf; drop", "x")
+
+
+def test_update_keeps_first_seen_and_moves_load_seq(con):
+    w = writer(con, "r1")
+    w.add([{"Id": "a", "m": "2024-01-01T00:00:00", "v": "1"}, {"Id": "b", "m": "2024-01-01T00:00:00", "v": "1"}])
+    w.commit(None)
+    before = dict(((pk, (first, seq)) for pk, first, seq in
+                   con.execute("SELECT pk, first_seen_at, load_seq FROM raw.sf__contact").fetchall()))
+    w2 = writer(con, "r2")
+    w2.add([{"Id": "a", "m": "2024-01-02T00:00:00", "v": "2"},                           # changed
+            {"Id": "b", "m": "2024-01-01T00:00:00", "v": "1"},                           # identical
+            {"Id": "c", "m": "2024-01-02T00:00:00", "v": "1"}, {"Id": "c", "m": "2024-01-03T00:00:00", "v": "3"}])
+    c = w2.commit(None)
+    assert (c.new, c.updated, c.unchanged) == (1, 1, 1)
+    after = {pk: (first, seq, run, v) for pk, first, seq, run, v in con.execute(
+        "SELECT pk, first_seen_at, load_seq, run_id, payload::JSON->>'v' FROM raw.sf__contact").fetchall()}
+    assert after["a"][0] == before["a"][0] and after["a"][1] > before["a"][1] and after["a"][2:] == ("r2", "2")
+    assert after["b"][1:3] == (before["b"][1], "r1")                                     # untouched
+    assert after["c"][2:] == ("r2", "3")                                                 # newest of the batch
+    assert con.execute("SELECT count(*) FROM raw.sf__contact").fetchall() == [(3,)]
