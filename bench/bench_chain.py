@@ -6,11 +6,14 @@ into staging (no extraction): 1M customer records, 5M orders, 300k Friendbuy eve
 or a referral sign-up; clicks, incentives, platform coupons, distributed rewards).
 
 Times a full run, an incremental run after a 1% delta (``bench_identity``'s delta plus new
-referred orders) and a run with no change; reports wall and CPU seconds, peak RSS, the load
+referred orders; by default its changed rows are written as the staging runner writes them, deleted
+and re-inserted, ``--delta update`` keeps ``bench_identity``'s in-place UPDATEs) and a run with no
+change; reports wall and CPU seconds, peak RSS, the load
 average of the machine (it is shared), and each run as a ratio to a plain DuckDB scan of the same
 staging tables (``count(*)`` and ``sum(hash(column))`` over every column).
 
     .venv/bin/python bench/bench_chain.py [--customers 1000000] [--orders 5000000] [--events 300000] [--threads 2]
+                                          [--delta staged|update]
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
-from bench.bench_identity import apply_delta, cpu_seconds, fill  # noqa: E402
+from bench.bench_identity import DELTA, apply_delta, cpu_seconds, fill  # noqa: E402
 from referral_pipeline.config.programs import load_programs  # noqa: E402
 from referral_pipeline.resources import REPO_ROOT  # noqa: E402
 from referral_pipeline.transform.identity.runner import ensure_identity_schema, run_identity  # noqa: E402
@@ -112,6 +115,34 @@ FROM range(5, $customers, 1000) r(f);
 """
 
 
+# bench_identity's delta as the staging runner writes it (transform/staging/runner.py): a changed row
+# is deleted and its new version inserted, so it lands at the end of the table (bench_identity's
+# UPDATEs rewrite rows in place, in every row group, which no staging run does).
+STAGED_DELTA = [
+    """CREATE OR REPLACE TEMP TABLE bench_changed_customers AS
+       SELECT * REPLACE (CASE WHEN load_seq // 200 % 5 = 0 THEN 'changed' || email_normalized ELSE email_normalized END
+                             AS email_normalized, first_name || 'x' AS first_name,
+                         updated_at + INTERVAL 1 DAY AS updated_at, load_seq + $bump AS load_seq)
+       FROM staging.customers WHERE load_seq % 200 = 7""",
+    "DELETE FROM staging.customers WHERE customer_record_key IN (SELECT customer_record_key FROM bench_changed_customers)",
+    "INSERT INTO staging.customers SELECT * FROM bench_changed_customers",
+    """CREATE OR REPLACE TEMP TABLE bench_changed_orders AS
+       SELECT * REPLACE ('refunded' AS status, net_amount AS refunded_amount, 0 AS net_amount,
+                         updated_at + INTERVAL 3 DAY AS updated_at, load_seq + $bump AS load_seq)
+       FROM staging.orders WHERE load_seq % 200 = 13""",
+    "DELETE FROM staging.orders WHERE order_key IN (SELECT order_key FROM bench_changed_orders)",
+    "INSERT INTO staging.orders SELECT * FROM bench_changed_orders",
+    *(sql for sql in DELTA if not sql.lstrip().startswith("UPDATE")),
+]
+
+
+def apply_staged_delta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("BEGIN TRANSACTION")
+    for sql in STAGED_DELTA:
+        con.execute(sql, {"bump": 10 ** 9} if "$bump" in sql else None)
+    con.execute("COMMIT")
+
+
 def scan_seconds(con: duckdb.DuckDBPyConnection) -> float:
     """A plain scan of the staging tables the chain reads: count(*) and sum(hash(c)) of every column."""
     start = time.perf_counter()
@@ -156,6 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--db", default=None, help="DuckDB file (default: a temporary file)")
+    parser.add_argument("--delta", choices=("staged", "update"), default="staged",
+                        help="how the 1%% delta changes rows: as the staging runner does (delete + insert), "
+                             "or bench_identity's in-place UPDATEs")
     args = parser.parse_args(argv)
     tmp = None
     if args.db is None:
@@ -180,7 +214,7 @@ def main(argv=None) -> int:
     wall, cpu, stages = run_chain(con, programs, "full")
     report.append(("full run", wall, cpu, stages))
     print(f"full run: {wall:.2f} s wall, {cpu:.2f} s CPU, {stages}, load {load()}", flush=True)
-    apply_delta(con)
+    apply_staged_delta(con) if args.delta == "staged" else apply_delta(con)
     con.execute(REFERRAL_DELTA.replace("$customers", str(args.customers)).replace("$seq", str(10 ** 10)))
     wall, cpu, stages = run_chain(con, programs, "delta")
     report.append(("after a 1% delta", wall, cpu, stages))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .referrals_support import World, at, changed, flag_id, new_db, rows, run_chain
+from .referrals_support import World, at, changed, flag_id, new_db, programs, rows, run_chain
 
 FLAGS = ("SELECT rule, severity, subject_type, subject_key, advocate_customer_key, friend_customer_key "
          "FROM audit.fraud_flags ORDER BY rule, subject_type, subject_key")
@@ -152,8 +152,10 @@ def test_incremental_run_flags_an_older_order_when_the_advocate_later_uses_its_i
     w.order("sf:nina1", "nina", at(4), referral_code="ALICE1", ip="8.8.8.8")
     first = run_chain(con, at(10))
     assert first["fraud_flags"].mode == "full" and first["fraud_flags"].new_flags == 0
-    # (the rewards stage then sets reward_key on both rows: the next run sees them as rewritten)
-    assert run_chain(con, at(10))["fraud_flags"].new_flags == 0
+    # (the rewards stage then sets reward_key on both rows: rewritten rows, but nothing a rule reads
+    # changed, so the next run evaluates no subject)
+    second = run_chain(con, at(10))["fraud_flags"]
+    assert (second.mode, second.new_flags, second.subjects) == ("incremental", 0, 0)
     w.share("alice", "ALICE2", at(11), ip="7.7.7.7")                 # alice now shares from sam's IP
     later = run_chain(con, at(12), "r2")
     assert later["fraud_flags"].mode == "incremental"
@@ -161,3 +163,56 @@ def test_incremental_run_flags_an_older_order_when_the_advocate_later_uses_its_i
     assert rows(con, "SELECT rule, subject_key, run_id FROM audit.fraud_flags") == [
         ("SAME_IP_AS_ADVOCATE", "sf:sam1", "r2")]
     assert later["fraud_flags"].subjects == 1                        # only sam's order was evaluated
+
+
+def test_incremental_velocity_windows_reach_back_across_hour_and_day_boundaries():
+    """An incremental run evaluates the subjects within an hour of a new subject's IP and within 24 h
+    of a new order's advocate through time buckets (hours, days): the earlier subjects of the window
+    sit in the previous bucket here (22:40 and 22:50 before a sign-up at 23:20; 20:00 and 22:00 on the
+    day before an order at 03:00), and must still count."""
+    con = new_db(customers_load_seq=True)
+    w = World(con)
+    for name in ("ivy", "vic", "s1", "s2", "s3", "v1", "v2", "v3"):
+        w.customer(name)
+    w.share("ivy", "IVY1", at(0))
+    w.share("vic", "VIC1", at(0))
+    w.signup("ivy", "s1", at(1, hours=10, minutes=40), ip="7.7.7.7", key="su-s1")     # 22:40 UTC
+    w.signup("ivy", "s2", at(1, hours=10, minutes=50), ip="7.7.7.7", key="su-s2")     # 22:50
+    w.order("sf:v1", "v1", at(1, hours=8), referral_code="VIC1")                        # 20:00
+    w.order("sf:v2", "v2", at(1, hours=10), referral_code="VIC1")                       # 22:00
+    first = run_chain(con, at(5))
+    assert first["fraud_flags"].new_flags == 0                      # two in the hour, two in 24 h: at the threshold
+    w.signup("ivy", "s3", at(1, hours=11, minutes=20), ip="7.7.7.7", key="su-s3")     # 23:20, the next hour
+    w.order("sf:v3", "v3", at(1, hours=15), referral_code="VIC1")                       # 03:00, the next day
+    later = run_chain(con, at(5), "r2")
+    assert later["fraud_flags"].mode == "incremental"
+    assert rows(con, FLAGS) == [
+        ("VELOCITY_ADVOCATE", "hold", "order", "sf:v3", "cus_vic", "cus_v3"),
+        ("VELOCITY_IP", "hold", "signup", "su-s3", "cus_ivy", "cus_s3"),
+    ]
+    assert evidence(con, "VELOCITY_IP", "su-s3")["events"] == ["signup:su-s1", "signup:su-s2", "signup:su-s3"]
+    assert evidence(con, "VELOCITY_ADVOCATE", "sf:v3")["order_keys"] == ["sf:v1", "sf:v2", "sf:v3"]
+
+
+def test_an_attribution_change_the_rewards_stage_stamped_before_fraud_saw_it_is_still_evaluated():
+    """The fraud stage skips the rows the rewards stage only stamped with reward_key, but only when it
+    had seen them before that stamp: here attribution rewrites an order (it is the advocate's own),
+    rewards stamps it (a new reward_key: the friend changed), and only then does fraud run."""
+    from referral_pipeline.transform.attribution import run_attribution
+    from referral_pipeline.transform.rewards import run_fraud, run_rewards
+
+    con = new_db(customers_load_seq=True)
+    w = World(con)
+    for name in ("alice", "sam"):
+        w.customer(name)
+    w.share("alice", "ALICE1", at(0))
+    w.order("sf:sam1", "sam", at(2), referral_code="ALICE1")
+    run_chain(con, at(10))
+    run_chain(con, at(10))
+    w.set_order("sf:sam1", customer_key="cus_alice")
+    progs = programs()
+    run_attribution(con, progs, at(10), "r3")
+    assert run_rewards(con, progs, at(10), "r3").attribution_rows_updated == 1
+    result = run_fraud(con, progs, at(10), "r3")
+    assert result.mode == "incremental"
+    assert rows(con, "SELECT rule, subject_key FROM audit.fraud_flags") == [("SELF_REFERRAL", "sf:sam1")]

@@ -94,6 +94,9 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
                                 "(SELECT coalesce(max(load_seq), 0) FROM ops.referral_events_replaced))").fetchall()[0][0]
         if incremental:
             prev_as_of = datetime.fromtimestamp(stored[PROGRESS_AS_OF] / 1_000_000, tz=as_of.tzinfo)
+            # the orders above the mark, read once: for the signals and for the next mark
+            create_temp(con, "attr_changed_orders", "SELECT * FROM analytics.orders WHERE load_seq > $orders_wm",
+                        {"orders_wm": stored[PROGRESS_ORDERS]})
             create_temp(con, "attr_signals", load_sql(SQL, "attribution_signals_delta.sql"),
                         {"orders_wm": stored[PROGRESS_ORDERS], "events_wm": stored[PROGRESS_EVENTS],
                          "as_of": as_of, "prev_as_of": prev_as_of})
@@ -111,7 +114,7 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         create_temp(con, "attr_new", load_sql(SQL, "attribution_rows.sql"), params)
         scope = None if not incremental else (
             "t.order_key IN (SELECT order_key FROM ref_orders) OR t.order_key IN (SELECT order_key FROM attr_winners) "
-            "OR t.order_key IN (SELECT value FROM attr_signals WHERE kind = 'order_key')")
+            "OR t.order_key IN (SELECT value FROM attr_signals WHERE kind IN ('order_key', 'changed_order'))")
         changes = sync_table(con, "analytics.referral_attribution", "attr_new", ["order_key"],
                              ignore=["updated_at"], preserve=["reward_key", "no_reward_reason", "attributed_at"],
                              scope=scope)
@@ -121,7 +124,8 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         if incremental_ok:
             # rows added since the stored mark are all this run has read (zone maps keep it cheap)
             mark = stored[PROGRESS_ORDERS] if incremental else -1
-            orders_wm = con.execute("SELECT coalesce(max(load_seq), ?) FROM analytics.orders WHERE load_seq > ?",
+            above = "attr_changed_orders" if incremental else "analytics.orders"
+            orders_wm = con.execute(f"SELECT coalesce(max(load_seq), ?) FROM {above} WHERE load_seq > ?",
                                     [max(mark, 0), mark]).fetchall()[0][0]
             write_progress(con, PROGRESS_ORDERS, orders_wm)
             write_progress(con, PROGRESS_EVENTS, events_wm)
@@ -135,6 +139,7 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         for table in ("attr_signals", "ref_orders", "attr_purchase_hits", "attr_candidates", "attr_winners", "attr_new",
                       "attr_changed_customers"):
             con.execute(f"DROP TABLE {table}")
+        con.execute("DROP TABLE IF EXISTS attr_changed_orders")
     return AttributionResult("incremental" if incremental else "full", evaluated, candidates, attributed, by_method, changes)
 
 

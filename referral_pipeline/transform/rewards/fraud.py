@@ -20,7 +20,7 @@ import duckdb
 
 from ...config.programs import Programs
 from ..attribution.context import prepare_referral_context
-from ..runtime import Progress, create_temp, has_column, load_sql, run_sql, transaction
+from ..runtime import Progress, create_temp, has_column, load_sql, read_progress, run_sql, transaction
 
 SQL = f"{__package__}.sql"
 # rule -> (severity, SQL file); the order is the order of product §6
@@ -69,6 +69,18 @@ def _marks(con: duckdb.DuckDBPyConnection, progress: Progress, incremental: bool
     return out
 
 
+def _reward_key_rewrites(con: duckdb.DuckDBPyConnection, attr_mark: int) -> tuple[int, int]:
+    """The load_seq range (from, to] of the analytics.referral_attribution rows that the rewards stage
+    last rewrote, setting only reward_key and no_reward_reason (which no rule reads), when this stage
+    had seen every row as it was before that rewrite (``attr_mark`` >= from); else an empty range.
+    A later change of such a row by the attribution stage gives it a load_seq above ``to``."""
+    seq_from = read_progress(con, "reward_keys_from -> referral_attribution")
+    seq_to = read_progress(con, "reward_keys_to -> referral_attribution")
+    if seq_from is None or seq_to is None or attr_mark < seq_from:
+        return 0, 0
+    return seq_from, seq_to
+
+
 def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None,
               rebuild: bool = False) -> FraudResult:
     """Evaluate the rules (on the changed partitions after the first run); insert the hits that are
@@ -81,10 +93,11 @@ def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetim
         incremental = tracked and not rebuild and progress.ok()
         params = {"as_of": as_of, "run_id": run_id, "full": not incremental}
         if incremental:
+            skip_from, skip_to = _reward_key_rewrites(con, progress.mark("attribution"))
             create_temp(con, "fraud_scope", load_sql(SQL, "fraud_scope.sql"), {
                 **params, "prev_as_of": progress.prev_as_of(as_of),
                 **{f"{name}_wm": progress.mark(name) for name in ("events", "customers", "orders")},
-                "attr_wm": progress.mark("attribution")})
+                "attr_wm": progress.mark("attribution"), "skip_from": skip_from, "skip_to": skip_to})
         else:
             create_temp(con, "fraud_scope", "SELECT CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS VARCHAR) AS value, "
                         "CAST(NULL AS TIMESTAMPTZ) AS ts WHERE FALSE")

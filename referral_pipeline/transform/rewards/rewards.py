@@ -18,7 +18,8 @@ import duckdb
 from ...config.programs import Programs
 from ...warehouse.landing import raw_table
 from ..attribution.context import prepare_referral_context
-from ..runtime import SyncCounts, create_temp, load_sql, run_sql, sync_table, table_exists, transaction
+from ..runtime import (SyncCounts, create_temp, load_sql, run_sql, sync_table, table_exists, transaction,
+                       write_progress)
 from .fraud import RULES, SQL, ensure_rewards_schema
 
 REWARDS_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", "audit.fraud_flags")
@@ -53,6 +54,16 @@ def _load_reviews(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: dat
     return create_temp(con, "reviews", load_sql(SQL, "reviews.sql"), {"as_of": as_of})
 
 
+# The load_seq range (FROM, TO] of analytics.referral_attribution rows this stage's last run rewrote
+# (reward_key and no_reward_reason only): the fraud stage need not re-evaluate them (fraud.py).
+REWARD_KEYS_FROM = "reward_keys_from -> referral_attribution"
+REWARD_KEYS_TO = "reward_keys_to -> referral_attribution"
+
+
+def _max_attribution_seq(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(load_seq), 0) FROM analytics.referral_attribution").fetchall()[0][0]
+
+
 def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None) -> RewardsResult:
     ensure_rewards_schema(con)
     params = {"as_of": as_of, "run_id": run_id, "rule_order": list(RULES)}
@@ -72,6 +83,7 @@ def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datet
             WHERE t.status IS DISTINCT FROM t.prev_status""", params).fetchall()[0][0]
         changes = sync_table(con, "analytics.rewards", "rw_target", ["reward_key"], ignore=["updated_at"],
                              preserve=["created_at"], delete_missing=False)
+        seq_before = _max_attribution_seq(con)
         attribution_rows = run_sql(con, """
             UPDATE analytics.referral_attribution a
             SET reward_key = n.reward_key, no_reward_reason = n.no_reward_reason, load_seq = nextval('analytics.write_seq')
@@ -83,6 +95,8 @@ def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datet
             WHERE a.order_key = n.order_key
               AND (a.reward_key IS DISTINCT FROM n.reward_key OR a.no_reward_reason IS DISTINCT FROM n.no_reward_reason)
             """).fetchall()[0][0]
+        write_progress(con, REWARD_KEYS_FROM, seq_before)
+        write_progress(con, REWARD_KEYS_TO, _max_attribution_seq(con))
         by_status = dict(con.execute("SELECT status, count(*) FROM analytics.rewards GROUP BY 1 ORDER BY 1").fetchall())
         total = con.execute("SELECT count(*) FROM analytics.rewards").fetchall()[0][0]
         con.execute("DROP TABLE rw_target")

@@ -1,7 +1,8 @@
 -- TEMP attr_signals (incremental run): the values by which an order's attribution may have changed
 -- since the last run (kinds as in attribution_signals_full.sql):
---   * orders whose row changed (analytics.orders.load_seq above the watermark) or that moved across
---     the as_of cut (placed between the previous and this run's as_of);
+--   * orders whose row changed (analytics.orders.load_seq above the watermark: changed_order, their
+--     rows in attr_changed_orders) or that moved across the as_of cut (placed between the previous
+--     and this run's as_of);
 --   * the signals of Friendbuy events that changed (analytics.referral_events.load_seq above the
 --     watermark), in their new and old versions (ops.referral_events_replaced): incentive codes,
 --     share/click codes, signed-up friends;
@@ -10,13 +11,14 @@
 --     equal to the key, number or source id of a changed order, and those that named more than one
 --     order at their last evaluation (ops.purchase_multi_ids: a change of one of those orders can
 --     make the id name exactly one; an id that named one order is re-evaluated through that order).
--- Inputs: analytics.orders, analytics.referral_events, ops.referral_events_replaced,
+-- Inputs: analytics.orders, attr_changed_orders (its rows above the orders mark),
+-- analytics.referral_events, ops.referral_events_replaced,
 -- analytics.referral_attribution, ops.purchase_multi_ids, fb_events.
--- Parameters: $orders_wm, $events_wm, $as_of, $prev_as_of.
+-- Parameters: $events_wm, $as_of, $prev_as_of.
 WITH changed_orders AS (   -- (two filters on columns of the order each, so a view can push them down)
-    SELECT order_key FROM analytics.orders WHERE load_seq > $orders_wm
+    SELECT order_key, order_number, source_order_id FROM attr_changed_orders   -- (load_seq above the mark)
     UNION
-    SELECT order_key FROM analytics.orders
+    SELECT order_key, order_number, source_order_id FROM analytics.orders
     WHERE placed_at > least(CAST($as_of AS TIMESTAMPTZ), CAST($prev_as_of AS TIMESTAMPTZ))
       AND placed_at <= greatest(CAST($as_of AS TIMESTAMPTZ), CAST($prev_as_of AS TIMESTAMPTZ))
 ),
@@ -37,10 +39,11 @@ purchases AS (
     SELECT order_id FROM fb_events WHERE kind = 'purchase' AND order_id IS NOT NULL
 ),
 changed_ids AS (          -- what a purchase row may name on the changed orders
-    SELECT unnest([order_key, order_number, source_order_id]) AS id FROM analytics.orders
-    WHERE order_key IN (SELECT order_key FROM changed_orders)
+    SELECT unnest([order_key, order_number, source_order_id]) AS id FROM changed_orders
 )
-SELECT 'order_key' AS kind, order_key AS value FROM changed_orders
+SELECT 'changed_order' AS kind, order_key AS value FROM attr_changed_orders
+UNION
+SELECT 'order_key', order_key FROM changed_orders WHERE order_key NOT IN (SELECT order_key FROM attr_changed_orders)
 UNION
 SELECT 'order_key', a.order_key FROM analytics.referral_attribution a
 WHERE a.source_event_key IN (SELECT event_key FROM changed_events)

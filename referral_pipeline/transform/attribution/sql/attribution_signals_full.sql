@@ -4,6 +4,8 @@
 --   id        an order id a Friendbuy purchase row names (order_key, order number or source id)
 --   customer  a customer who signed up through a referral
 --   order_key an order to re-evaluate whatever it carries (incremental runs only)
+--   changed_order  the same, for an order whose row changed since the last run (incremental runs
+--             only; its row is in attr_changed_orders, so referral_orders.sql need not look it up)
 -- Input: fb_events.
 SELECT DISTINCT 'coupon' AS kind, coupon_code AS value FROM fb_events WHERE kind = 'friend_incentive' AND coupon_code IS NOT NULL
 UNION ALL

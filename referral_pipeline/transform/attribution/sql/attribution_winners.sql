@@ -27,7 +27,7 @@ SELECT a.order_key, a.attribution_method, a.advocate_customer_key, a.source_even
 FROM analytics.referral_attribution a
 WHERE NOT $full
   AND a.order_key NOT IN (SELECT order_key FROM ref_orders)
-  AND a.order_key NOT IN (SELECT value FROM attr_signals WHERE kind = 'order_key')
+  AND a.order_key NOT IN (SELECT value FROM attr_signals WHERE kind IN ('order_key', 'changed_order'))
   AND ($enrich_all
        OR lower(a.referral_code) IN (SELECT value FROM attr_signals WHERE kind = 'ref_code')
        OR a.friend_customer_key IN (SELECT value FROM attr_signals WHERE kind = 'customer')

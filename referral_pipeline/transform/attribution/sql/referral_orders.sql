@@ -4,6 +4,10 @@
 -- program_rules. One branch per signal kind, each filtering on one column of the order (so a view
 -- analytics.orders only joins the matching rows); the stage runs only the branches whose kind has
 -- signals this run (a branch is the text after a '-- branch: <kinds>' line, up to the next one).
+-- Changed orders (kind changed_order) come from attr_changed_orders: the rows of analytics.orders
+-- above the stage's mark, read once (no comment inside a branch: it is wrapped in parentheses).
+-- branch: changed_order
+SELECT * FROM attr_changed_orders
 -- branch: order_key,id
 SELECT * FROM analytics.orders
 WHERE order_key IN (SELECT value FROM attr_signals WHERE kind IN ('order_key', 'id'))

@@ -18,11 +18,13 @@
 -- here (every subject within its span), and leaving subjects out only lowers counts, so a hit found
 -- is a hit of the full evaluation.
 -- Inputs: analytics.referral_attribution, analytics.referral_events, analytics.customers,
--- analytics.orders. Parameters: $attr_wm, $events_wm, $customers_wm, $orders_wm, $as_of, $prev_as_of.
+-- analytics.orders. Parameters: $attr_wm, $skip_from, $skip_to, $events_wm, $customers_wm, $orders_wm, $as_of, $prev_as_of.
 WITH changed_attr AS (
     SELECT order_key AS subject_key, advocate_customer_key AS advocate_key, ip_address AS ip, placed_at AS ts,
            friend_email_canonical AS canonical, coupon_code
     FROM analytics.referral_attribution WHERE load_seq > $attr_wm
+    -- (not the rows the rewards stage only stamped with reward_key since: fraud.py, _reward_key_rewrites)
+    AND NOT (load_seq > $skip_from AND load_seq <= $skip_to)
 ),
 changed_events AS (
     SELECT event_key, kind, advocate_customer_key AS advocate_key, friend_customer_key AS friend_key,
