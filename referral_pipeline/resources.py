@@ -17,6 +17,7 @@ from .config.programs import Programs, load_programs
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "data/programs.yaml"
 DEFAULT_DUCKDB = "data/referral.duckdb"
+DEFAULT_EXTRACT_MEMORY_LIMIT = "512MB"
 
 
 def config_path() -> str:
@@ -47,6 +48,12 @@ class PipelineSettings(ConfigurableResource):
             return datetime.now(timezone.utc)
         dt = datetime.fromisoformat(self.as_of.replace("Z", "+00:00"))
         return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def extract_memory_limit() -> str:
+    """DuckDB ``memory_limit`` of the extraction assets' connections: ``REFERRAL_EXTRACT_MEMORY_LIMIT``
+    (a DuckDB size such as ``512MB`` or ``1GB``), default 512MB. The transforms keep DuckDB's default."""
+    return os.environ.get("REFERRAL_EXTRACT_MEMORY_LIMIT") or DEFAULT_EXTRACT_MEMORY_LIMIT
 
 
 def warehouse_resource() -> DuckDBResource:

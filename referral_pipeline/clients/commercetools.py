@@ -18,7 +18,7 @@ import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -137,22 +137,31 @@ class CommercetoolsClient:
     def query(self, resource: str, *, where: Sequence[str] = (), sort: Sequence[str] = (), limit: int = MAX_LIMIT,
               offset: int = 0, expand: Sequence[str] = ()) -> dict:
         """One ``GET /{projectKey}/<resource>`` page (``withTotal=false``)."""
+        return parse_body(self.query_body(resource, where=where, sort=sort, limit=limit, offset=offset, expand=expand))
+
+    def query_body(self, resource: str, *, where: Sequence[str] = (), sort: Sequence[str] = (),
+                   limit: int = MAX_LIMIT, offset: int = 0, expand: Sequence[str] = ()) -> bytes:
+        """The raw response body of one ``query`` page (for readers that parse it themselves)."""
         if not 0 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
         params = ([("where", w) for w in where] + [("sort", s) for s in sort]
                   + [("limit", str(limit)), ("withTotal", "false")]
                   + ([("offset", str(offset))] if offset else []) + [("expand", e) for e in expand])
-        return parse_body(self.api.request("GET", resource, params=params).content)
+        return self.api.request("GET", resource, params=params).content
 
     def iter_modified(self, resource: str, *, since: datetime | None = None, since_id: str | None = None,
                       until: datetime | None = None, page_size: int = MAX_LIMIT,
-                      expand: Sequence[str] = ()) -> Iterator[list[dict]]:
+                      expand: Sequence[str] = (), read_page: Callable[[bytes], PageRead] | None = None) -> Iterator[Any]:
         """Pages of records with ``(lastModifiedAt, id)`` after ``(since, since_id)`` — or
         ``lastModifiedAt >= since`` without an id — and before ``until``, oldest first.
 
         Keyset paging: each next page starts after the last record of the previous one. Records
         whose stamp cannot be parsed sort first on the server; until a parseable stamp is seen the
-        pages are read by offset (at most 10,000 such records)."""
+        pages are read by offset (at most 10,000 such records).
+
+        ``read_page(body)`` parses a response body into ``(page, record count, last position)``
+        (default: the parsed ``results`` list); the pages it returns are yielded."""
+        read_page = read_page or read_records
         limit = max(1, min(page_size, MAX_LIMIT))
         fixed = [f"{STAMP} < {literal(format_stamp(until))}"] if until else []
         position = (format_stamp(since), since_id) if since is not None and since_id else None
@@ -160,14 +169,13 @@ class CommercetoolsClient:
         offset = 0
         while True:
             where = fixed + ([keyset_predicate(*position)] if position else lower)
-            body = self.query(resource, where=where, sort=(f"{STAMP} asc", "id asc"), limit=limit,
-                              offset=offset, expand=expand)
-            records = body.get("results") or []
-            if records:
-                yield records
-            if len(records) < limit:
+            page, count, last = read_page(self.query_body(resource, where=where, sort=(f"{STAMP} asc", "id asc"),
+                                                          limit=limit, offset=offset, expand=expand))
+            if count:
+                yield page
+            if count < limit:
                 return
-            position, offset = _next_position(records, position, offset)
+            position, offset = _advance(last, count, position, offset)
 
     # -- write-back (referral custom fields on customers; docs/sync.md "commercetools") -------------
     @property
@@ -220,23 +228,45 @@ class CommercetoolsClient:
         return parse_body(self.api.request("POST", "types", json=draft, idempotent=True).content)
 
 
-def _next_position(records: list[dict], position: tuple[str, str] | None,
-                   offset: int) -> tuple[tuple[str, str] | None, int]:
-    """The keyset position after ``records`` (the last record with a parseable stamp and an id),
-    or, when the page has none, the same position and the offset advanced by one page."""
+# A page as read: (the page, its number of records, the (stamp, id) of its last record that has both)
+PageRead = tuple[Any, int, "tuple[datetime, str] | None"]
+
+
+def read_records(body: bytes) -> PageRead:
+    """The default page reader: the parsed ``results`` list."""
+    records = (parse_body(body) or {}).get("results") or []
+    return records, len(records), last_position(records)
+
+
+def last_position(records: list[dict]) -> tuple[datetime, str] | None:
+    """The stamp and id of the last record with a parseable stamp and an id."""
     for rec in reversed(records):
         try:
             stamp = parse_stamp(rec.get(STAMP))
         except (ValueError, TypeError):
             continue
         if stamp is not None and rec.get("id"):
-            new = (format_stamp(stamp), str(rec["id"]))
-            if position is not None and new <= position:
-                raise RuntimeError(f"commercetools keyset paging did not advance past {position}")
-            return new, 0
-    if offset + len(records) > MAX_OFFSET:
+            return stamp, str(rec["id"])
+    return None
+
+
+def _next_position(records: list[dict], position: tuple[str, str] | None,
+                   offset: int) -> tuple[tuple[str, str] | None, int]:
+    return _advance(last_position(records), len(records), position, offset)
+
+
+def _advance(last: tuple[datetime, str] | None, count: int, position: tuple[str, str] | None,
+             offset: int) -> tuple[tuple[str, str] | None, int]:
+    """The keyset position after a page whose last positioned record is ``last``, or, when the
+    page has none, the same position and the offset advanced by one page."""
+    if last is not None:
+        new = (format_stamp(last[0]), last[1])
+        if position is not None and new <= position:
+            raise RuntimeError(f"commercetools keyset paging did not advance past {position}")
+        return new, 0
+    if offset + count > MAX_OFFSET:
         raise RuntimeError(f"more than {MAX_OFFSET} records without a parseable {STAMP}; cannot page further")
-    return position, offset + len(records)
+    return position, offset + count
 
 
 def _path_segment(ident: str) -> str:

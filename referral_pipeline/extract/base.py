@@ -11,8 +11,10 @@ and its JSON parsing overlap with landing the current page in DuckDB.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Protocol
@@ -28,6 +30,7 @@ class Page:
 
     records: list[dict]
     cursor: Cursor | None
+    batch: Any = None     # rows already parsed for landing (a pyarrow Table, ``RawWriter.add_batch``)
 
 
 class Extractor(Protocol):
@@ -90,6 +93,8 @@ def extract(con: duckdb.DuckDBPyConnection, extractor: Extractor, run_id: str | 
     for page in prefetched(extractor.pages(since, window_end)):
         pages += 1
         writer.add(page.records)
+        if page.batch is not None:
+            writer.add_batch(page.batch)
         if page.cursor is not None and not window:
             newest = max_cursor(newest, page.cursor)
         if writer.pending >= flush_rows:
@@ -99,6 +104,29 @@ def extract(con: duckdb.DuckDBPyConnection, extractor: Extractor, run_id: str | 
                            stored if window else newest, time.monotonic() - started, extractor.request_stats())
     log_extract(con, result, run_id)
     return result
+
+
+@contextmanager
+def memory_limited(con: duckdb.DuckDBPyConnection, limit: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``con`` with DuckDB's ``memory_limit`` set to ``limit`` for the block, restored after it.
+    The setting belongs to the database instance, which DuckDB shares between connections to the
+    same file in one process, so it is put back (the ``duckdb`` pool runs one such asset at a time)."""
+    if not limit:
+        yield con
+        return
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = '{_size(limit)}'")
+    try:
+        yield con
+    finally:
+        con.execute(f"SET memory_limit = '{_size(before)}'")
+
+
+def _size(text: str) -> str:
+    value = str(text).strip()
+    if not re.fullmatch(r"[0-9.]+\s*[A-Za-z]*", value):
+        raise ValueError(f"not a DuckDB memory size: {text!r}")
+    return value
 
 
 class _Failed:

@@ -4,7 +4,7 @@ Each source entity lands in ``raw.<source>__<entity>``: ``pk``, the parsed modif
 ``stamp``, the record as JSON text (``payload``) and its hash, a delete flag, and ``load_seq``
 (a global sequence value set whenever the row is inserted or changed, so downstream stages can
 process only what changed). ``RawWriter`` buffers pages (payloads as orjson bytes, turned into one
-Arrow string column per commit) and commits them, one set-based upsert and the cursor advance, in
+Arrow string column per commit; or rows already parsed into Arrow, ``add_batch``) and commits them, one set-based upsert and the cursor advance, in
 one DuckDB transaction. A newer stamp wins; an identical payload changes nothing; a record
 without a primary key goes to ``audit.quarantine``. ``payload`` is stored with zstd compression
 (about 4x smaller than DuckDB's default for JSON text, and faster to checkpoint).
@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -142,7 +143,8 @@ class RawWriter:
     _payload: list = field(default_factory=list)
     _deleted: list = field(default_factory=list)
     _quarantine: list = field(default_factory=list)
-    _ord: int = 0
+    _batches: list = field(default_factory=list)
+    _batch_rows: int = 0
 
     def __post_init__(self) -> None:
         self.table = raw_table(self.source, self.entity)
@@ -150,7 +152,14 @@ class RawWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pk) + len(self._quarantine)
+        return len(self._pk) + len(self._quarantine) + self._batch_rows
+
+    def add_batch(self, batch: pa.Table) -> None:
+        """Rows parsed elsewhere (``BATCH_SCHEMA``; every row has a key), merged like ``add``'s."""
+        self.counts.fetched += batch.num_rows
+        self._seal()
+        self._batches.append(batch.cast(BATCH_SCHEMA))
+        self._batch_rows += batch.num_rows
 
     def add(self, records: Iterable[dict]) -> None:
         for rec in records:
@@ -169,14 +178,11 @@ class RawWriter:
             self._stamp.append(stamp)
             self._payload.append(payload)
             self._deleted.append(bool(self.deleted_of(rec)) if self.deleted_of else False)
-            self._ord += 1
 
     def commit(self, cursor: Cursor | None) -> MergeCounts:
         """Merge the buffered rows and advance the cursor atomically; returns this commit's counts."""
         counts = MergeCounts()
-        batch = pa.table([pa.array(self._pk, pa.string()), pa.array(self._stamp, BATCH_SCHEMA.field("stamp").type),
-                          utf8_column(self._payload), pa.array(self._deleted, pa.bool_()),
-                          pa.array(range(self._ord - len(self._pk), self._ord), pa.int64())], schema=BATCH_SCHEMA)
+        batch = self._batch()
         self.con.execute("BEGIN TRANSACTION")
         try:
             if batch.num_rows:
@@ -193,7 +199,27 @@ class RawWriter:
         self.counts.unchanged += counts.unchanged
         self.counts.quarantined += counts.quarantined
         self._pk, self._stamp, self._payload, self._deleted, self._quarantine = [], [], [], [], []
+        self._batches, self._batch_rows = [], 0
         return counts
+
+    def _seal(self) -> None:
+        """Turn the rows ``add`` buffered into one Arrow segment (keeps arrival order with batches)."""
+        if not self._pk:
+            return
+        self._batches.append(pa.table([pa.array(self._pk, pa.string()),
+                                       pa.array(self._stamp, BATCH_SCHEMA.field("stamp").type),
+                                       utf8_column(self._payload), pa.array(self._deleted, pa.bool_()),
+                                       pa.array(range(len(self._pk)), pa.int64())], schema=BATCH_SCHEMA))
+        self._batch_rows += len(self._pk)
+        self._pk, self._stamp, self._payload, self._deleted = [], [], [], []
+
+    def _batch(self) -> pa.Table:
+        """The buffered rows as one Arrow table; ``ord`` numbers them in arrival order."""
+        self._seal()
+        if not self._batches:
+            return BATCH_SCHEMA.empty_table()
+        rows = pa.concat_tables(self._batches)
+        return rows.set_column(rows.schema.get_field_index("ord"), "ord", pa.array(range(rows.num_rows), pa.int64()))
 
     def _merge(self, batch: pa.Table) -> MergeCounts:
         """Set-based merge of the batch. New keys are inserted first (a first load stops there);
@@ -202,10 +228,11 @@ class RawWriter:
         alone. Delete + insert instead of an in-place update: updating a zstd-compressed
         ``payload`` row by row is ~60x slower."""
         con, table = self.con, self.table
-        unique = len(set(self._pk)) == len(self._pk)
+        distinct = pc.count_distinct(batch["pk"]).as_py()
+        unique = distinct == batch.num_rows
         source = "_raw_batch" if unique else """(SELECT * FROM _raw_batch
             QUALIFY row_number() OVER (PARTITION BY pk ORDER BY stamp DESC NULLS LAST, ord DESC) = 1)"""
-        total = batch.num_rows if unique else len(set(self._pk))
+        total = distinct
         insert = f"""
             INSERT INTO {table} (pk, stamp, payload, payload_hash, is_deleted, first_seen_at, loaded_at, load_seq, run_id)
             SELECT b.pk, b.stamp, b.payload, hash(b.payload), b.is_deleted, {{first_seen}}, now(), nextval('raw.load_seq'), ?
