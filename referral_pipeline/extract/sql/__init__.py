@@ -1,0 +1,1 @@
+"""SQL run by the commercetools page parser (``extract/json_pages.py``)."""
