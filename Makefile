@@ -44,8 +44,11 @@ $(INSTALLED): requirements.lock pyproject.toml
 lock: $(INSTALLED)
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
 
+# Two workers (the reference machine has 2 cores); a test file stays on one worker (module fixtures).
+TEST_WORKERS ?= 2
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 SANDBOX_ARGS = $(if $(SANDBOX_DATA),--data $(SANDBOX_DATA),--scale $(SANDBOX_SCALE) --seed $(SANDBOX_SEED)) \
 	--state-dir $(SANDBOX_STATE) --port-base $(SANDBOX_PORT_BASE) $(if $(SANDBOX_FAULTS),--faults '$(SANDBOX_FAULTS)')
