@@ -7,11 +7,12 @@ assets do) into a fresh DuckDB file. Then 1% of the records change through ``POS
 
 Prints per source: records, seconds, records/s, requests against the ideal (records ÷ the
 largest page size per entity; BigCommerce adds one coupons request per couponed order), token
-requests the simulators saw, the load average, and the peak RSS of this process (the simulators'
-memory is not counted). ``--duckdb-memory`` sets DuckDB's ``memory_limit`` (default 512MB),
-``--checkpoint-threshold`` its ``checkpoint_threshold`` (default DuckDB's 16MB).
+requests the simulators saw, the simulators' CPU seconds, the load average, and the peak RSS of
+this process (the simulators' memory is not counted). ``--duckdb-memory`` and
+``--checkpoint-threshold`` set DuckDB's ``memory_limit`` and ``checkpoint_threshold`` (default:
+what the extraction assets use, 512MB and 256MB); ``--sources`` runs a subset.
 
-    .venv/bin/python bench/bench_extract.py [--scale medium] [--seed 1] [--duckdb-memory 512MB]
+    .venv/bin/python bench/bench_extract.py [--scale medium] [--seed 1] [--duckdb-memory 512MB] [--sources bigcommerce,...]
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from referral_pipeline.clients.salesforce import BULK_MAX_RECORDS, MAX_BATCH_SIZ
 from referral_pipeline.config.programs import load_programs  # noqa: E402
 from referral_pipeline.definitions import source_instances  # noqa: E402
 from referral_pipeline.extract.base import extract  # noqa: E402
+from referral_pipeline.resources import DEFAULT_EXTRACT_CHECKPOINT_THRESHOLD, DEFAULT_EXTRACT_MEMORY_LIMIT  # noqa: E402
 from referral_pipeline.runner import read_env_file  # noqa: E402
 from referral_pipeline.sandbox.generator import ensure_generated  # noqa: E402
 from referral_pipeline.sandbox.testing import free_port_base  # noqa: E402
@@ -121,13 +123,35 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_all(con: duckdb.DuckDBPyConnection, programs, run_id: str) -> dict[str, dict]:
-    """Every entity of every source instance, in definition order; per source totals."""
+def simulators_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the sandbox's simulator processes (children of ``pid``) so far: the
+    cost of serving, which shares the machine's cores with the client (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks   # utime, stime
+    return total
+
+
+def run_all(con: duckdb.DuckDBPyConnection, programs, run_id: str,
+            sources: tuple[str, ...] = SYSTEMS, sandbox_pid: int | None = None) -> dict[str, dict]:
+    """Every entity of every source instance (of ``sources``), in definition order; per source totals."""
     out: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     for plugin, instance in source_instances(programs):
+        if plugin.type not in sources:
+            continue
         res = plugin.make_resource(instance.prefix).process_config_and_initialize()
         for entity in plugin.entities:
             started, cpu = time.perf_counter(), cpu_seconds()
+            sim_cpu = simulators_cpu_seconds(sandbox_pid) if sandbox_pid else 0.0
             client = res.client()   # one client per asset, as in a run
             result = extract(con, entity.make_extractor(client, instance), run_id,
                              overlap=timedelta(seconds=instance.overlap_seconds))
@@ -136,20 +160,26 @@ def run_all(con: duckdb.DuckDBPyConnection, programs, run_id: str) -> dict[str, 
             n = result.counts.fetched
             total["records"] += n
             total["seconds"] += seconds
-            total["cpu"] += cpu_seconds() - cpu
+            client_cpu = cpu_seconds() - cpu
+            sim_cpu = (simulators_cpu_seconds(sandbox_pid) if sandbox_pid else 0.0) - sim_cpu
+            total["cpu"] += client_cpu
+            total["sim_cpu"] += sim_cpu
             total["requests"] += result.requests.get("requests", 0)
             total["ideal"] += ideal_requests(plugin.type, entity.entity, n, getattr(instance, "bulk_threshold", 0))
             total["changed"] += result.counts.new + result.counts.updated
             print(f"  {instance.id}.{entity.entity}: {n} in {seconds:.1f}s ({n / seconds:,.0f}/s), "
                   f"{result.requests.get('requests', 0)} requests, new {result.counts.new} "
-                  f"updated {result.counts.updated}", flush=True)
+                  f"updated {result.counts.updated}; CPU client {client_cpu:.1f}s, simulator {sim_cpu:.1f}s", flush=True)
     return out
 
 
-def change_one_percent(con: duckdb.DuckDBPyConnection, programs, env: dict[str, str]) -> int:
+def change_one_percent(con: duckdb.DuckDBPyConnection, programs, env: dict[str, str],
+                       sources: tuple[str, ...] = SYSTEMS) -> int:
     """Touch 1% of each entity's records (new stamp) and append 1% new Friendbuy events."""
     changed = 0
     for plugin, instance in source_instances(programs):
+        if plugin.type not in sources:
+            continue
         for entity in plugin.entities:
             table = f"raw.{instance.id}__{entity.entity}"
             collection = CHANGES.get((plugin.type, entity.entity)) or FRIENDBUY_COLLECTIONS.get(entity.entity)
@@ -173,14 +203,14 @@ def change_one_percent(con: duckdb.DuckDBPyConnection, programs, env: dict[str, 
 def report(label: str, totals: dict[str, dict], tokens: dict[str, int], load: float) -> float:
     print(f"\n{label} (load average {load:.2f} at the end):")
     print(f"  {'source':<14}{'records':>10}{'seconds':>9}{'records/s':>11}{'client CPU s':>14}{'records/CPU s':>15}"
-          f"{'requests':>10}{'ideal':>8}{'tokens':>8}")
+          f"{'sim CPU s':>11}{'requests':>10}{'ideal':>8}{'tokens':>8}")
     wall = 0.0
     for source, t in totals.items():
         wall += t["seconds"]
         rate = t["records"] / t["seconds"] if t["seconds"] else 0
         per_cpu = t["records"] / t["cpu"] if t["cpu"] else 0
         print(f"  {source:<14}{int(t['records']):>10}{t['seconds']:>9.1f}{rate:>11,.0f}{t['cpu']:>14.1f}{per_cpu:>15,.0f}"
-              f"{int(t['requests']):>10}{int(t['ideal']):>8}{tokens.get(source, 0):>8}")
+              f"{t['sim_cpu']:>11.1f}{int(t['requests']):>10}{int(t['ideal']):>8}{tokens.get(source, 0):>8}")
     return wall
 
 
@@ -192,9 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="medium")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--duckdb-memory", default="512MB", help="DuckDB memory_limit ('' = DuckDB's default)")
-    parser.add_argument("--checkpoint-threshold", default="", help="DuckDB checkpoint_threshold ('' = default 16MB)")
+    parser.add_argument("--duckdb-memory", default=DEFAULT_EXTRACT_MEMORY_LIMIT,
+                        help="DuckDB memory_limit ('' = DuckDB's default); default: the extraction assets'")
+    parser.add_argument("--checkpoint-threshold", default=DEFAULT_EXTRACT_CHECKPOINT_THRESHOLD,
+                        help="DuckDB checkpoint_threshold ('' = DuckDB's 16MB); default: the extraction assets'")
+    parser.add_argument("--sources", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS))
     args = parser.parse_args(argv)
+    sources = tuple(s for s in args.sources.split(",") if s)
+    unknown = set(sources) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"--sources: unknown {sorted(unknown)}")
     t0 = time.perf_counter()
     # generated in a child process: its memory must not count as the extraction's peak RSS
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
@@ -218,15 +255,15 @@ def main(argv: list[str] | None = None) -> int:
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         counts0 = request_counts(env)
         print("full extraction:", flush=True)
-        full = run_all(con, programs, "bench-full")
+        full = run_all(con, programs, "bench-full", sources, proc.pid)
         counts1 = request_counts(env)
         full_s = report("full extraction", full, token_requests(counts0, counts1), os.getloadavg()[0])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        changed = change_one_percent(con, programs, env)
+        changed = change_one_percent(con, programs, env, sources)
         warm_up(env)
         print(f"\nchanged {changed} records (1% per entity) through POST /_sandbox/records; incremental run:", flush=True)
         counts2 = request_counts(env)
-        hourly = run_all(con, programs, "bench-hourly")
+        hourly = run_all(con, programs, "bench-hourly", sources, proc.pid)
         hourly_s = report("incremental run", hourly, token_requests(counts2, request_counts(env)), os.getloadavg()[0])
         con.close()
     finally:

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "data/programs.yaml"
 DEFAULT_DUCKDB = "data/referral.duckdb"
 DEFAULT_EXTRACT_MEMORY_LIMIT = "512MB"
+DEFAULT_EXTRACT_CHECKPOINT_THRESHOLD = "256MB"
 
 
 def config_path() -> str:
@@ -54,6 +55,13 @@ def extract_memory_limit() -> str:
     """DuckDB ``memory_limit`` of the extraction assets' connections: ``REFERRAL_EXTRACT_MEMORY_LIMIT``
     (a DuckDB size such as ``512MB`` or ``1GB``), default 512MB. The transforms keep DuckDB's default."""
     return os.environ.get("REFERRAL_EXTRACT_MEMORY_LIMIT") or DEFAULT_EXTRACT_MEMORY_LIMIT
+
+
+def extract_checkpoint_threshold() -> str:
+    """DuckDB ``checkpoint_threshold`` of the extraction assets' connections:
+    ``REFERRAL_EXTRACT_CHECKPOINT_THRESHOLD``, default 256MB (with DuckDB's 16MB nearly every
+    commit of 5,000 commercetools orders, ~20 MB, was followed by a checkpoint: ~15 s of a 33 s load)."""
+    return os.environ.get("REFERRAL_EXTRACT_CHECKPOINT_THRESHOLD") or DEFAULT_EXTRACT_CHECKPOINT_THRESHOLD
 
 
 def warehouse_resource() -> DuckDBResource:

@@ -3,8 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue, asset
 
-from ..extract.base import extract, memory_limited
-from ..resources import extract_memory_limit
+from ..extract.base import duckdb_settings, extract
+from ..resources import extract_checkpoint_threshold, extract_memory_limit
 from ..sources import EntityDef, SourcePlugin
 from ..warehouse.schema import ensure_schema
 
@@ -44,7 +44,9 @@ def build_extract_asset(plugin: SourcePlugin, instance, entity: EntityDef) -> As
         if config.window_start or config.window_end:
             window = (_parse(config.window_start) or datetime(1970, 1, 1, tzinfo=timezone.utc),
                       _parse(config.window_end) or datetime.now(timezone.utc))
-        with context.resources.duckdb.get_connection() as con, memory_limited(con, extract_memory_limit()):
+        with context.resources.duckdb.get_connection() as con, \
+                duckdb_settings(con, memory_limit=extract_memory_limit(),
+                                checkpoint_threshold=extract_checkpoint_threshold()):
             ensure_schema(con)
             result = extract(con, extractor, context.run_id,
                              overlap=timedelta(seconds=getattr(instance, "overlap_seconds", 300)),

@@ -106,20 +106,32 @@ def extract(con: duckdb.DuckDBPyConnection, extractor: Extractor, run_id: str | 
     return result
 
 
+SIZE_SETTINGS = ("memory_limit", "checkpoint_threshold")
+
+
 @contextmanager
-def memory_limited(con: duckdb.DuckDBPyConnection, limit: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """``con`` with DuckDB's ``memory_limit`` set to ``limit`` for the block, restored after it.
-    The setting belongs to the database instance, which DuckDB shares between connections to the
-    same file in one process, so it is put back (the ``duckdb`` pool runs one such asset at a time)."""
-    if not limit:
-        yield con
-        return
-    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    con.execute(f"SET memory_limit = '{_size(limit)}'")
+def duckdb_settings(con: duckdb.DuckDBPyConnection, **sizes: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``con`` with DuckDB size settings (``memory_limit``, ``checkpoint_threshold``) set for the
+    block and restored after it (a None or empty value leaves that setting alone). The settings
+    belong to the database instance, which DuckDB shares between connections to the same file in
+    one process, so they are put back (the ``duckdb`` pool runs one such asset at a time)."""
+    unknown = set(sizes) - set(SIZE_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a DuckDB size setting: {sorted(unknown)}")
+    wanted = {name: _size(value) for name, value in sizes.items() if value}
+    before = {name: con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0] for name in wanted}
+    for name, value in wanted.items():
+        con.execute(f"SET {name} = '{value}'")
     try:
         yield con
     finally:
-        con.execute(f"SET memory_limit = '{_size(before)}'")
+        for name, value in before.items():
+            con.execute(f"SET {name} = '{_size(value)}'")
+
+
+def memory_limited(con: duckdb.DuckDBPyConnection, limit: str | None):
+    """``duckdb_settings`` for ``memory_limit`` alone."""
+    return duckdb_settings(con, memory_limit=limit)
 
 
 def _size(text: str) -> str:

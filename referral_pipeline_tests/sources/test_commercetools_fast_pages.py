@@ -7,7 +7,7 @@ import orjson
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from referral_pipeline.extract.base import extract, memory_limited
+from referral_pipeline.extract.base import duckdb_settings, extract, memory_limited
 from referral_pipeline.extract.commercetools import CommercetoolsExtractor, trim_expanded_codes
 from referral_pipeline.extract.json_pages import PageParser
 from referral_pipeline.http.jsonbody import decode_json
@@ -96,6 +96,23 @@ def test_extract_connection_has_the_memory_limit_and_later_connections_do_not(tm
     with pytest.raises(ValueError):
         with resource.get_connection() as con, memory_limited(con, "1GB; DROP TABLE x"):
             pass
+    with pytest.raises(ValueError):
+        with resource.get_connection() as con, duckdb_settings(con, threads="1"):
+            pass
+
+
+def test_extract_connection_has_the_checkpoint_threshold_and_puts_it_back(tmp_path):
+    resource = DuckDBResource(database=str(tmp_path / "w.duckdb"))
+
+    def threshold(con) -> str:
+        return con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+
+    with resource.get_connection() as con:
+        default = threshold(con)
+    with resource.get_connection() as con, duckdb_settings(con, memory_limit="512MB", checkpoint_threshold="256MB"):
+        assert threshold(con) == "244.1 MiB"
+    with resource.get_connection() as con:
+        assert threshold(con) == default != "244.1 MiB"
 
 
 def test_extract_assets_run_with_the_limit_and_staging_assets_without(tmp_path, monkeypatch):
@@ -114,12 +131,14 @@ def test_extract_assets_run_with_the_limit_and_staging_assets_without(tmp_path, 
     def recording(kind, original):
         def ensure(con):
             seen[kind].add(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+            seen[kind].add(con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0])
             return original(con)
         return ensure
 
     monkeypatch.setattr(extract_assets, "ensure_schema", recording("extract", extract_assets.ensure_schema))
     monkeypatch.setattr(staging_assets, "ensure_schema", recording("staging", staging_assets.ensure_schema))
     monkeypatch.setenv("REFERRAL_EXTRACT_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("REFERRAL_EXTRACT_CHECKPOINT_THRESHOLD", "100MB")
     world = write_fixtures(tmp_path / "world", customers=[customer(i) for i in range(3)],
                            orders=[order(i) for i in range(4)], discount_codes=[discount_code(1, "F", [1])],
                            cart_discounts=[cart_discount(1)])
@@ -132,5 +151,5 @@ def test_extract_assets_run_with_the_limit_and_staging_assets_without(tmp_path, 
             "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
             "settings": PipelineSettings(config_path=str(programs)), "api_ct": PLUGIN.make_resource("CTP")})
     assert result.success
-    assert seen["extract"] == {"286.1 MiB"}
-    assert seen["staging"] and "286.1 MiB" not in seen["staging"]
+    assert seen["extract"] == {"286.1 MiB", "95.3 MiB"}
+    assert seen["staging"] and not {"286.1 MiB", "95.3 MiB"} & seen["staging"]
