@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Protocol
 from urllib.parse import quote
 
 import requests
@@ -128,13 +128,38 @@ def safe_stamp(record: dict, field_name: str) -> datetime | None:
 
 
 # ---- the v2 orders walk -------------------------------------------------------------------------
+class WalkPage(Protocol):
+    """One list response as ``StampKeysetWalk`` sees it (``DictRows``, or rows parsed elsewhere)."""
+
+    def __len__(self) -> int: ...
+    def positions(self) -> list[tuple[int | None, datetime | None]]: ...   # (id, stamp) per row
+    def subset(self, keep: list[bool]) -> "WalkPage": ...
+
+
+@dataclass
+class DictRows:
+    """Records decoded in Python, as a ``WalkPage``."""
+
+    records: list[dict]
+    stamp_field: str
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def positions(self) -> list[tuple[int | None, datetime | None]]:
+        return [(record_id(r), safe_stamp(r, self.stamp_field)) for r in self.records]
+
+    def subset(self, keep: list[bool]) -> "DictRows":
+        return DictRows([r for r, k in zip(self.records, keep) if k], self.stamp_field)
+
+
 @dataclass
 class StampKeysetWalk:
     """Reads a v2 list in ``(stamp, id)`` order without offsets.
 
-    ``fetch(lower, tie_min_id, page)`` returns one page (at most ``limit`` records): with
-    ``tie_min_id=None`` page ``page`` of the records with ``stamp >= lower`` (all when ``lower``
-    is None) sorted by stamp; otherwise the records with ``stamp == lower`` and
+    ``fetch(lower, tie_min_id, page)`` returns one page (a ``WalkPage`` of at most ``limit``
+    records): with ``tie_min_id=None`` page ``page`` of the records with ``stamp >= lower`` (all
+    when ``lower`` is None) sorted by stamp; otherwise the records with ``stamp == lower`` and
     ``id >= tie_min_id`` sorted by id.
     ``next_page()`` keeps ``lower`` at the last stamp read and skips the ids already read at it,
     so a record changed during the walk moves behind the position and is read again later, and
@@ -144,8 +169,7 @@ class StampKeysetWalk:
     stamp, i.e. without a lower bound) are skipped with ``page`` as a last resort.
     """
 
-    fetch: Callable[..., list[dict]]
-    stamp_field: str
+    fetch: Callable[..., WalkPage]
     limit: int
     lower: datetime | None = None
     seen: set[int] = field(default_factory=set)     # ids read whose stamp == lower
@@ -153,45 +177,48 @@ class StampKeysetWalk:
     page_no: int = 1                               # > 1 only while no stamp has been seen
     done: bool = False
 
-    def next_page(self) -> list[dict]:
+    def next_page(self) -> WalkPage:
         """The records of the next request that were not read before (may be empty while not done)."""
         if self.tie_min_id is not None:
             return self._tie_page()
         rows = self.fetch(self.lower, None, self.page_no)
-        fresh = [r for r in rows if not self._already_read(r)]
+        positions = rows.positions()
+        fresh = rows.subset([not self._already_read(pos) for pos in positions])
         if len(rows) < self.limit:
             self.done = True
             return fresh
-        stamps = [safe_stamp(r, self.stamp_field) for r in rows]
+        stamps = [stamp for _, stamp in positions]
         last = max((s for s in stamps if s is not None), default=None)
         if last is None:
             self.page_no += 1
         elif all(s == last for s in stamps):
-            self.seen = ({record_id(r) for r in rows} | (self.seen if self.lower == last else set())) - {None}
+            self.seen = ({i for i, _ in positions} | (self.seen if self.lower == last else set())) - {None}
             self.lower, self.tie_min_id, self.page_no = last, 0, 1
         else:
-            self.seen = {record_id(r) for r, s in zip(rows, stamps) if s == last} - {None}
+            self.seen = {i for i, s in positions if s == last} - {None}
             self.lower, self.page_no = last, 1
         return fresh
 
-    def _already_read(self, row: dict) -> bool:
-        return self.lower is not None and record_id(row) in self.seen and safe_stamp(row, self.stamp_field) == self.lower
+    def _already_read(self, position: tuple[int | None, datetime | None]) -> bool:
+        rid, stamp = position
+        return self.lower is not None and rid in self.seen and stamp == self.lower
 
-    def _tie_page(self) -> list[dict]:
+    def _tie_page(self) -> WalkPage:
         rows = self.fetch(self.lower, self.tie_min_id, 1)
-        fresh = [r for r in rows if record_id(r) not in self.seen]
-        ids = [i for i in (record_id(r) for r in rows) if i is not None]
+        positions = rows.positions()
+        fresh = rows.subset([rid not in self.seen for rid, _ in positions])
+        ids = [rid for rid, _ in positions if rid is not None]
         if len(rows) < self.limit or not ids:
             self.lower, self.seen, self.tie_min_id = self.lower + ONE_SECOND, set(), None
         else:
             self.tie_min_id = max(ids) + 1
         return fresh
 
-    def __iter__(self) -> Iterator[list[dict]]:
+    def __iter__(self) -> Iterator[WalkPage]:
         while not self.done:
             position = (self.lower, self.tie_min_id, self.page_no)
             fresh = self.next_page()
-            if fresh:
+            if len(fresh):
                 yield fresh
             if not self.done and (self.lower, self.tie_min_id, self.page_no) == position:
                 raise RuntimeError(f"BigCommerce keyset walk did not advance past {position}")
@@ -227,7 +254,16 @@ class BigCommerceClient:
 
     def v2_list(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict]:
         """A v2 collection page: a bare JSON array, or 204 (no rows)."""
-        body = self.get(path, params)
+        return self._v2_rows(path, self.v2_body(path, params))
+
+    def v2_body(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """The raw body of a v2 collection page (empty for 204)."""
+        response = self.api.request("GET", path, params=dict(params or {}))
+        return b"" if response.status_code == 204 else response.content
+
+    @staticmethod
+    def _v2_rows(path: str, content: bytes) -> list[dict]:
+        body = decode_json(content) if content else None
         if body is None:
             return []
         if not isinstance(body, list):
@@ -271,13 +307,21 @@ class BigCommerceClient:
                     include: str = ORDER_INCLUDE) -> Iterator[list[dict]]:
         """Orders with ``date_modified >= since`` (and before ``until``), oldest first
         (``archived``: only archived orders, which lists leave out otherwise)."""
+        for page in self.iter_order_pages(since, until, page_size, archived, include):
+            yield page.records
+
+    def iter_order_pages(self, since: datetime | None = None, until: datetime | None = None,
+                         page_size: int = MAX_LIMIT, archived: bool = False, include: str = ORDER_INCLUDE,
+                         read_page: Callable[[bytes], WalkPage | None] | None = None) -> Iterator[WalkPage]:
+        """``iter_orders`` as ``WalkPage``s: each response body goes to ``read_page`` (e.g. a DuckDB
+        parser) and, when that gives None or there is none, is decoded here (``DictRows``)."""
         limit = _limit(page_size)
         base: dict[str, Any] = {"limit": limit, "include": include}
         if archived:
             base["is_deleted"] = "true"
         upper = last_second_before(until) if until is not None else None
 
-        def fetch(lower: datetime | None, tie_min_id: int | None, page: int) -> list[dict]:
+        def fetch(lower: datetime | None, tie_min_id: int | None, page: int) -> WalkPage:
             params = dict(base)
             if tie_min_id is None:
                 params.update(sort="date_modified:asc", page=page)
@@ -288,12 +332,16 @@ class BigCommerceClient:
             else:
                 params.update(sort="id:asc", min_id=tie_min_id, min_date_modified=format_rfc2822(lower),
                               max_date_modified=format_rfc2822(lower))
-            return self.v2_list("v2/orders", params)
+            body = self.v2_body("v2/orders", params)
+            parsed = read_page(body) if read_page is not None and body else None
+            return parsed if parsed is not None else DictRows(self._v2_rows("v2/orders", body), "date_modified")
 
-        walk = StampKeysetWalk(fetch, "date_modified", limit, lower=floor_second(since) if since else None)
+        walk = StampKeysetWalk(fetch, limit, lower=floor_second(since) if since else None)
         for rows in walk:
-            rows = _before(rows, "date_modified", until)
-            if rows:
+            if until is not None:
+                end = _utc(until)
+                rows = rows.subset([s is None or s < end for _, s in rows.positions()])
+            if len(rows):
                 yield rows
 
     def order_coupons(self, order_id: Any) -> list[dict]:

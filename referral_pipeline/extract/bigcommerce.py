@@ -12,7 +12,9 @@ generic ``extract`` loop, which lands them in ``raw.<source>__<entity>`` merged 
   the ``products`` / ``shipping_addresses`` / ``coupons`` links (they only name the API host), and,
   when ``coupon_discount > 0``, with ``coupons`` = the order's coupons sub-resource (one request
   per couponed order, none for the others; a page's coupon requests run ``COUPON_WORKERS`` at a
-  time, still under the client's rate limit).
+  time, still under the client's rate limit). The order lists are read in their own thread and
+  each page is parsed by DuckDB (``json_pages.OrdersPageParser``: the same payload text, links
+  removed in SQL, no Python object per order); a page it leaves alone is read in Python.
 - ``refunds``: ``created >= cursor - overlap`` in refund-id order; ``created`` need not grow with
   the id, so the cursor (greatest ``created``) is given only with the last page.
 - ``coupons``: no modification stamp, so the whole list is read (nightly) and no cursor is kept.
@@ -24,10 +26,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator
 
-from ..clients.bigcommerce import MAX_LIMIT, BigCommerceClient, parse_date
+import orjson
+import pyarrow as pa
+
+from ..clients.bigcommerce import MAX_LIMIT, BigCommerceClient, DictRows, parse_date
 from ..http.client import ApiError
-from ..warehouse.landing import Cursor
-from .base import Page, cursor_from_records
+from ..warehouse.landing import Cursor, utf8_column
+from .base import Page, cursor_from_records, prefetched
+from .json_pages import OrdersPageParser, ParsedOrders, high_water
 
 LINK_FIELDS = ("products", "shipping_addresses", "coupons")
 COUPON_WORKERS = 8    # concurrent coupon sub-resource requests (one per couponed order)
@@ -84,14 +90,50 @@ class CustomersExtractor(BigCommerceExtractor):
 class OrdersExtractor(BigCommerceExtractor):
     entity = "orders"
     coupon_workers = COUPON_WORKERS
+    fast = True     # pages parsed by DuckDB (``json_pages.OrdersPageParser``) when it can
+    fast_pages = 0  # pages that took that way (this extractor)
 
     def _pages(self, since, until):
-        with ThreadPoolExecutor(self.coupon_workers, thread_name_prefix="bc-coupons") as pool:
-            for rows in self.client.iter_orders(since, until, self.page_size, archived=True):
-                yield Page(self.prepare_page(rows, pool), None)
-            for rows in self.client.iter_orders(since, until, self.page_size):
-                rows = self.prepare_page(rows, pool)
-                yield Page(rows, cursor_from_records(rows, self))
+        # The order lists are read in a thread of their own (``prefetched``), so the next page is
+        # requested and parsed while the coupons of this one are fetched. The archived orders come
+        # first and carry no cursor.
+        parser = OrdersPageParser() if self.fast else None
+        try:
+            with ThreadPoolExecutor(self.coupon_workers, thread_name_prefix="bc-coupons") as pool:
+                for archived in (True, False):
+                    pages = self.client.iter_order_pages(since, until, self.page_size, archived=archived,
+                                                         read_page=parser.parse if parser else None)
+                    for rows in prefetched(pages):
+                        page = self.page_of(rows, pool)
+                        yield Page(page.records, None, page.batch) if archived else page
+        finally:
+            if parser is not None:
+                parser.close()
+
+    def page_of(self, rows: DictRows | ParsedOrders, pool: Executor | None = None) -> Page:
+        """A page to land: records prepared in Python, or DuckDB's rows with the coupons appended."""
+        if isinstance(rows, ParsedOrders):
+            self.fast_pages += 1
+            batch = self.with_coupons(rows, pool)
+            return Page([], high_water(batch), batch)
+        records = self.prepare_page(rows.records, pool)
+        return Page(records, cursor_from_records(records, self))
+
+    def with_coupons(self, rows: ParsedOrders, pool: Executor | None = None) -> pa.Table:
+        """The parsed rows, each couponed order's payload ending with its ``coupons`` (as
+        ``prepare_page`` appends them: the link is gone, so the key goes last)."""
+        couponed = [i for i, flag in enumerate(rows.couponed) if flag]
+        if not couponed:
+            return rows.batch
+        pks = rows.batch["pk"].to_pylist()
+        orders = [{"id": int(pks[i])} for i in couponed]
+        fetched = (pool.map if pool is not None and len(orders) > 1 else map)(self.coupons_of, orders)
+        payloads = rows.batch["payload"].cast(pa.binary()).to_pylist()
+        for i, coupons in zip(couponed, fetched):
+            if coupons is not None:
+                payloads[i] = payloads[i][:-1] + b',"coupons":' + orjson.dumps(coupons) + b"}"
+        column = rows.batch.schema.get_field_index("payload")
+        return rows.batch.set_column(column, "payload", utf8_column(payloads))
 
     def deleted_of(self, record: dict) -> bool:
         return record.get("is_deleted") is True

@@ -189,6 +189,13 @@ def stage_all(con, run_id: str) -> dict[str, StagingResult]:
     return {spec.name: run_staging(con, spec, run_id) for spec in staging_specs("bc")}
 
 
+def page_ids(page) -> list[int]:
+    """The record ids of an extractor ``Page`` (records decoded in Python, or DuckDB's rows)."""
+    if page.batch is not None:
+        return [int(pk) for pk in page.batch["pk"].to_pylist()]
+    return [r["id"] for r in page.records]
+
+
 def raw_rows(con, entity: str) -> dict[str, dict]:
     return {pk: orjson.loads(p) for pk, p in con.execute(f"SELECT pk, payload FROM raw.bc__{entity}").fetchall()}
 

@@ -14,7 +14,7 @@ from referral_pipeline.sandbox.core.config import FaultSpec
 from referral_pipeline.warehouse.landing import read_cursor
 
 from .bigcommerce_support import (COUPONS, CUSTOMERS, ORDER_COUPONS, ORDERS, OVERLAP, REFUNDS, at, bc_sim,
-                                  client_for, coupon, customer, extract_all, landed_order, new_warehouse, order,
+                                  client_for, coupon, customer, extract_all, landed_order, new_warehouse, order, page_ids,
                                   raw_rows, refund, small_world, stage_all, table_rows, upsert, write_world)
 
 
@@ -92,7 +92,7 @@ def test_shared_stamps_across_page_boundaries_are_read_exactly_once(tmp_path):
         seen: dict[str, list] = {}
         for entity in ("customers", "orders"):
             extractor = EXTRACTORS[entity](client, "bc", 5)
-            seen[entity] = [r["id"] for page in extractor.pages(read_cursor(con, "bc", entity)) for r in page.records]
+            seen[entity] = [i for page in extractor.pages(read_cursor(con, "bc", entity)) for i in page_ids(page)]
         results = extract_all(con, client, "run-1", page_size=5)
     assert sorted(seen["customers"]) == list(range(1, 21))
     assert sorted(seen["orders"]) == list(range(100, 122))   # no loss, no duplicate

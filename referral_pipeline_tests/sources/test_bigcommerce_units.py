@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from referral_pipeline.clients.bigcommerce import (StampKeysetWalk, _next_customer_position, format_rfc2822,
+from referral_pipeline.clients.bigcommerce import (DictRows, StampKeysetWalk, _next_customer_position, format_rfc2822,
                                                    format_v3_date, last_second_before, parse_date)
 from referral_pipeline.extract.bigcommerce import OrdersExtractor, has_coupon_discount
 from referral_pipeline.http.client import ApiError, RequestStats
@@ -42,8 +42,9 @@ class Store:
 
 
 def walk(store: Store, limit: int, lower=None) -> list[int]:
-    w = StampKeysetWalk(lambda lo, tie, page: store.fetch(lo, tie, page, limit), "date_modified", limit, lower=lower)
-    return [r["id"] for page in w for r in page]
+    w = StampKeysetWalk(lambda lo, tie, page: DictRows(store.fetch(lo, tie, page, limit), "date_modified"), limit,
+                        lower=lower)
+    return [r["id"] for page in w for r in page.records]
 
 
 def test_the_walk_reads_every_record_once_across_shared_stamps():
@@ -77,9 +78,9 @@ def test_records_without_a_parseable_stamp_are_read_first_by_page():
     def fetch(lower, tie, page):   # unparseable stamps sort first and are outside any lower bound
         picked = [r for r in rows if lower is None
                   or (r["date_modified"] != "garbage" and parse_date(r["date_modified"]) >= lower)]
-        return picked[(page - 1) * 3: page * 3]
-    w = StampKeysetWalk(fetch, "date_modified", 3)
-    assert sorted(r["id"] for page in w for r in page) == list(range(1, 8))
+        return DictRows(picked[(page - 1) * 3: page * 3], "date_modified")
+    w = StampKeysetWalk(fetch, 3)
+    assert sorted(r["id"] for page in w for r in page.records) == list(range(1, 8))
 
 
 def test_dates_parse_and_format_in_each_api_format():

@@ -1,1 +1,2 @@
-"""SQL run by the commercetools page parser (``extract/json_pages.py``)."""
+"""SQL run by the DuckDB page parsers (``extract/json_pages.py``): commercetools query pages and
+BigCommerce v2 order lists."""
