@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 import requests
+import requests.auth
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from .retry import backoff_seconds, classify_status, quota_exhausted_wait, wait_hint_seconds
@@ -52,6 +53,18 @@ class InDoubtError(ApiError):
 class Auth(Protocol):
     def headers(self) -> dict[str, str]: ...
     def invalidate(self) -> None: ...
+
+
+class CredentialsInHeaders(requests.auth.AuthBase):
+    """The ``auth`` of every request: our credentials travel as explicit headers (from ``Auth``),
+    so requests must not add any. Passing it also stops requests from looking for ``~/.netrc`` on
+    every call (a file-system lookup per request; secrets come from environment variables only)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+HEADERS_ONLY = CredentialsInHeaders()
 
 
 class StaticHeaders:
@@ -269,7 +282,7 @@ class ApiClient:
                 self.stats.writes += 1
         try:
             response = self.session.request(method, url, params=params, json=json, data=data,
-                                            headers=all_headers, timeout=self.timeout)
+                                            headers=all_headers, timeout=self.timeout, auth=HEADERS_ONLY)
             _ = response.content  # read the body now so a cut connection surfaces here
         except requests.exceptions.ConnectTimeout as exc:
             with self._stats_lock:

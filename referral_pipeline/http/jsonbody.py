@@ -44,6 +44,13 @@ def decode_json(content: bytes | str) -> Any:
     """Parse a body (None when empty); raises ``ValueError`` when it is not JSON at all."""
     if not content:
         return None
+    if isinstance(content, (bytes, bytearray, memoryview)) and SURROGATE_HINT.search(content):
+        # a surrogate escape (lone ones make orjson fail at the end of its work): repair first
+        # and parse once; a valid pair is left as it is
+        try:
+            return loads_repaired(bytes(content))
+        except ValueError:
+            return storable(json.loads(content))
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:

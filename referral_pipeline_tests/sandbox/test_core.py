@@ -1,6 +1,7 @@
 """The shared simulator machinery: admin routes, request counting, faults, persistence, fixtures."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -163,3 +164,16 @@ def test_invalid_unicode_is_loaded_and_served_as_planted(tmp_path):
         r = requests.get(f"{sim.base_url}/api/things/a")
         assert r.status_code == 200 and b'"bad \\ud800 text"' in r.content
         assert r.json()["name"] == "bad \ud800 text"
+
+
+def test_only_the_refused_part_of_a_response_goes_through_the_slow_encoder():
+    from referral_pipeline.sandbox.core.jsonio import dumps
+
+    page = [{"id": 1, "name": "é ok", "n": [1.5, None, True]}, {"id": 2, "name": "bad \ud800", "tags": {"k": "\udfff"}},
+            {"id": 3, "name": "☃"}]
+    body = dumps(page)
+    assert json.loads(body) == page
+    # the good records keep orjson's UTF-8; only the planted strings are escaped
+    assert "é ok".encode() in body and "☃".encode() in body and b'"bad \\ud800"' in body and b'"\\udfff"' in body
+    assert dumps({"data": page, "meta": {}}) == b'{"data":' + body + b',"meta":{}}'
+    assert dumps({1: "\ud800"}) == b'{"1":"\\ud800"}'

@@ -13,10 +13,22 @@ import orjson
 
 
 def dumps(obj: Any) -> bytes:
+    """Compact JSON. Only the parts orjson refuses go through the standard library: a list or an
+    object (with text keys) is written item by item when orjson fails on it, so one planted
+    record does not make a whole page of 250 records take the slow way."""
     try:
         return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError: lone surrogates and other text orjson refuses
-        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+        pass
+    if isinstance(obj, (list, tuple)):
+        return b"[" + b",".join(dumps(item) for item in obj) + b"]"
+    if isinstance(obj, dict) and all(isinstance(key, str) for key in obj):
+        return b"{" + b",".join(_stdlib(key) + b":" + dumps(value) for key, value in obj.items()) + b"}"
+    return _stdlib(obj)
+
+
+def _stdlib(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str).encode()
 
 
 def loads(data: bytes | str) -> Any:
