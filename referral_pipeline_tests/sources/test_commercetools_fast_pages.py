@@ -81,38 +81,26 @@ def test_the_text_nan_stays_on_the_fast_path():
         '{"id":"a","lastModifiedAt":"2024-01-01T00:00:00.000Z","c":"NaN","d":"x Infinity"}']
 
 
-def test_extract_connection_has_the_memory_limit_and_later_connections_do_not(tmp_path):
+def test_extract_connection_has_its_settings_and_later_connections_do_not(tmp_path):
     resource = DuckDBResource(database=str(tmp_path / "w.duckdb"))
 
-    def limit(con) -> str:
-        return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    def settings(con) -> tuple[str, str]:
+        return con.execute("SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')").fetchall()[0]
 
     with resource.get_connection() as con:
-        default = limit(con)
-    with resource.get_connection() as con, memory_limited(con, "512MB"):
-        assert limit(con) == "488.2 MiB"
+        default = settings(con)
+    with resource.get_connection() as con, duckdb_settings(con, memory_limit="512MB", checkpoint_threshold="256MB"):
+        assert settings(con) == ("488.2 MiB", "244.1 MiB")
+    with resource.get_connection() as con, memory_limited(con, "300MB"):
+        assert settings(con) == ("286.1 MiB", default[1])
     with resource.get_connection() as con:     # a transform asset's connection
-        assert limit(con) == default != "488.2 MiB"
+        assert settings(con) == default and "488.2 MiB" not in default and "244.1 MiB" not in default
     with pytest.raises(ValueError):
         with resource.get_connection() as con, memory_limited(con, "1GB; DROP TABLE x"):
             pass
     with pytest.raises(ValueError):
         with resource.get_connection() as con, duckdb_settings(con, threads="1"):
             pass
-
-
-def test_extract_connection_has_the_checkpoint_threshold_and_puts_it_back(tmp_path):
-    resource = DuckDBResource(database=str(tmp_path / "w.duckdb"))
-
-    def threshold(con) -> str:
-        return con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
-
-    with resource.get_connection() as con:
-        default = threshold(con)
-    with resource.get_connection() as con, duckdb_settings(con, memory_limit="512MB", checkpoint_threshold="256MB"):
-        assert threshold(con) == "244.1 MiB"
-    with resource.get_connection() as con:
-        assert threshold(con) == default != "244.1 MiB"
 
 
 def test_extract_assets_run_with_the_limit_and_staging_assets_without(tmp_path, monkeypatch):
