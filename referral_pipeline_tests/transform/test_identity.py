@@ -50,7 +50,7 @@ def test_same_person_in_three_sources_is_one_key_with_golden_fields_from_salesfo
         ("ct:c1", key, ANN, "customer_record", "ct", "c1", "new_email", "r1"),
         ("sf:003A", key, ANN, "customer_record", "sf", "003A", "new_email", "r1"),
     ]
-    assert rows(con, "SELECT * FROM identity.email_index") == [(ANN, key, AS_OF, "r1", "bc:7")]
+    assert rows(con, "SELECT * FROM identity.email_index") == [(ANN, key, AS_OF, "r1", "bc:7", 1)]   # map_seq: run 1
     assert result.new_identities == {"customer_record": 3} and result.new_emails == 1
     assert rows(con, "SELECT order_key, customer_key, is_guest, counts_as_order FROM analytics.orders ORDER BY 1") == [
         ("bc:100", key, False, True), ("ct:o1", key, False, True), ("sf:801A", key, False, True)]
@@ -123,8 +123,9 @@ def test_email_change_keeps_the_key_and_the_new_email_joins_it(con):
     customer(con, "sf:003A", "ann.new@example.com", first_name="Ann")
     result = run(con, "r2")
     assert key_of(con, "sf:003A") == key and result.new_identities == {} and result.new_emails == 1
+    # map_seq: the identity run that added the row (one value per run)
     assert rows(con, "SELECT * FROM identity.email_index ORDER BY 1") == [
-        (ANN, key, AS_OF, "r1", "sf:003A"), ("ann.new@example.com", key, AS_OF, "r2", "sf:003A")]
+        (ANN, key, AS_OF, "r1", "sf:003A", 1), ("ann.new@example.com", key, AS_OF, "r2", "sf:003A", 2)]
     assert customer_row(con, key, "email, email_canonical") == ("ann.new@example.com", "ann.new@example.com")
     # later records with the new or the old email join the key
     customer(con, "bc:55", "Ann.New@Example.com")

@@ -26,7 +26,7 @@ import duckdb
 from ...config.programs import Programs
 from ..runtime import (SyncCounts, create_temp, epoch_us, has_column, load_sql, programs_fingerprint, read_progress,
                        sync_table, transaction, write_progress)
-from .context import SQL, prepare_referral_context
+from .context import SQL, changed_orders, identity_orders_current, prepare_referral_context
 
 PROGRESS_ORDERS = "analytics.orders -> referral_attribution"
 PROGRESS_EVENTS = "analytics.referral_events -> referral_attribution"
@@ -53,6 +53,20 @@ class AttributionResult:
                 "attributed_orders": self.attributed, "by_method": self.by_method, **self.changes.as_metadata()}
 
 
+# the columns of analytics.orders the stage reads (ref_orders; attr_changed_orders also has load_seq)
+ORDER_COLUMNS = ["order_key", "source_order_id", "order_number", "customer_key", "market_id", "placed_at", "status",
+                 "currency", "gross_amount", "discount_amount", "refunded_amount", "net_amount", "coupon_codes",
+                 "referral_code", "ip_address"]
+
+
+# TEMP attr_present: the attributed orders that are still orders (attribution_signals_delta.sql).
+# By key: a look-up of the 76k keys in the 5M order keys; by hash: in identity.order_state's 64-bit
+# hashes, when it holds exactly the staged orders (context.identity_orders_current).
+PRESENT_BY_KEY = "SELECT order_key FROM order_ids WHERE order_key IN (SELECT order_key FROM analytics.referral_attribution)"
+PRESENT_BY_HASH = ("SELECT order_key FROM analytics.referral_attribution "
+                   "WHERE hash(order_key) IN (SELECT order_hash FROM identity.order_state)")
+
+
 def referral_orders_sql(kinds: set[str]) -> str:
     """``referral_orders.sql`` with only the branches whose signal kinds occur this run."""
     text = load_sql(SQL, "referral_orders.sql")
@@ -64,8 +78,8 @@ def referral_orders_sql(kinds: set[str]) -> str:
             final = body
         elif kinds & set(label.split(",")):
             branches.append(body)
-    hits = " UNION ALL ".join(f"({b})" for b in branches) or "SELECT * FROM analytics.orders WHERE FALSE"
-    return final.replace("{hits}", hits)
+    hits = " UNION ALL ".join(f"({b})" for b in branches) or "SELECT {columns} FROM analytics.orders WHERE FALSE"
+    return final.replace("{hits}", hits).replace("{columns}", ", ".join(ORDER_COLUMNS))
 
 
 def _changed_customers(con: duckdb.DuckDBPyConnection, mark: int | None) -> tuple[bool, int | None]:
@@ -95,8 +109,8 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         if incremental:
             prev_as_of = datetime.fromtimestamp(stored[PROGRESS_AS_OF] / 1_000_000, tz=as_of.tzinfo)
             # the orders above the mark, read once: for the signals and for the next mark
-            create_temp(con, "attr_changed_orders", "SELECT * FROM analytics.orders WHERE load_seq > $orders_wm",
-                        {"orders_wm": stored[PROGRESS_ORDERS]})
+            changed_orders(con, "attr_changed_orders", stored[PROGRESS_ORDERS], [*ORDER_COLUMNS, "load_seq"])
+            create_temp(con, "attr_present", PRESENT_BY_HASH if identity_orders_current(con) else PRESENT_BY_KEY)
             create_temp(con, "attr_signals", load_sql(SQL, "attribution_signals_delta.sql"),
                         {"orders_wm": stored[PROGRESS_ORDERS], "events_wm": stored[PROGRESS_EVENTS],
                          "as_of": as_of, "prev_as_of": prev_as_of})
@@ -107,7 +121,12 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         params = {"as_of": as_of, "full": not incremental, "enrich_all": enrich_all}
         kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM attr_signals").fetchall()}
         evaluated = create_temp(con, "ref_orders", referral_orders_sql(kinds), params)
-        create_temp(con, "attr_purchase_hits", load_sql(SQL, "purchase_hits.sql"), params)
+        if create_temp(con, "attr_purchase_rows", load_sql(SQL, "purchase_rows.sql"), params):
+            create_temp(con, "attr_purchase_hits", load_sql(SQL, "purchase_hits.sql"), params)
+        else:   # (no purchase row names an evaluated order: no lookup in the orders)
+            create_temp(con, "attr_purchase_hits", "SELECT CAST(NULL AS VARCHAR) AS event_key, CAST(NULL AS VARCHAR) AS "
+                        "order_id, CAST(NULL AS VARCHAR) AS market_id, CAST(NULL AS VARCHAR) AS order_key, "
+                        "CAST(NULL AS INTEGER) AS by_number WHERE FALSE")
         _keep_multi_ids(con, incremental)
         candidates = create_temp(con, "attr_candidates", load_sql(SQL, "attribution_candidates.sql"), params)
         create_temp(con, "attr_winners", load_sql(SQL, "attribution_winners.sql"), params)
@@ -136,10 +155,11 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
                 write_progress(con, PROGRESS_CUSTOMERS, customers_mark)
         # old event versions are needed only until this stage has seen them
         con.execute("DELETE FROM ops.referral_events_replaced WHERE load_seq <= ?", [events_wm])
-        for table in ("attr_signals", "ref_orders", "attr_purchase_hits", "attr_candidates", "attr_winners", "attr_new",
+        for table in ("attr_signals", "ref_orders", "attr_purchase_rows", "attr_purchase_hits", "attr_candidates", "attr_winners", "attr_new",
                       "attr_changed_customers"):
             con.execute(f"DROP TABLE {table}")
         con.execute("DROP TABLE IF EXISTS attr_changed_orders")
+        con.execute("DROP TABLE IF EXISTS attr_present")
     return AttributionResult("incremental" if incremental else "full", evaluated, candidates, attributed, by_method, changes)
 
 

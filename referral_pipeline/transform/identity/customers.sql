@@ -6,16 +6,14 @@
 -- id_market_currency(market_id, currency).
 
 -- step: affected_after
+-- (the identities of changed records, changed orders and new Friendbuy emails in one read of the map)
 INSERT INTO affected
-SELECT customer_key FROM identity.record_state
-WHERE customer_record_key IN (SELECT customer_record_key FROM d_records)
-UNION ALL
 SELECT customer_key FROM assigned
 UNION ALL
-SELECT m.customer_key FROM fb_new f JOIN identity.customer_map m ON m.identity_key = 'friendbuy:' || f.email
-UNION ALL
-SELECT m.customer_key FROM d_orders o
-JOIN identity.customer_map m ON m.identity_key = coalesce(o.customer_record_key, 'guest:' || o.email_normalized)
+SELECT m.customer_key FROM identity.customer_map m
+WHERE m.identity_key IN (SELECT customer_record_key FROM d_records
+                         UNION ALL SELECT coalesce(customer_record_key, 'guest:' || email_normalized) FROM d_orders
+                         UNION ALL SELECT 'friendbuy:' || email FROM fb_new)
 UNION ALL
 SELECT unnest([advocate_customer_key, friend_customer_key]) FROM identity.referral_parties
 WHERE event_key IN (SELECT event_key FROM d_events);
@@ -43,27 +41,31 @@ INSERT INTO analytics.customers (
     email_normalized, marketing_consent, created_at, source_record_keys,
     net_revenue_currency, last_order_at, phone, country, golden_record_key, golden_source, identity_keys,
     is_deleted, updated_at, load_seq)
-WITH ids AS (
+WITH affected_map AS MATERIALIZED (   -- (the map entries of the affected keys, read once)
+    SELECT m.identity_key, m.customer_key, m.identity_type, m.email_normalized_at_assignment
+    FROM identity.customer_map m SEMI JOIN affected_keys k ON k.customer_key = m.customer_key
+),
+ids AS (
     SELECT m.customer_key,
            list_sort(list(m.identity_key)) AS identity_keys,
            -- for keys without a staged record that has an email: the email of their first identity
            -- (by identity key, so it does not depend on the order in which identities arrived)
            arg_min(m.email_normalized_at_assignment, m.identity_key)
                FILTER (WHERE m.email_normalized_at_assignment IS NOT NULL) AS fallback_email
-    FROM identity.customer_map m SEMI JOIN affected_keys k ON k.customer_key = m.customer_key
+    FROM affected_map m
     GROUP BY m.customer_key
 ),
 recs AS (
     -- the staged records of each key with their rank (smallest best: not deleted, system-of-record
     -- precedence, latest update) and the market their store, source or country points to
+    -- (a staged record's key is its identity in the map: record_state holds the same pairs)
     SELECT s.customer_key, c.*,
            coalesce(hs.market_id, hsrc.market_id, hc.market_id) AS hint_market,
            identity_record_rank(c.is_deleted,
                                 coalesce(list_position($precedence, c.source_type), list_position($precedence, c.source), 1000),
                                 c.updated_at, c.customer_record_key) AS rnk
-    FROM identity.record_state s
-    SEMI JOIN affected_keys k ON k.customer_key = s.customer_key
-    JOIN staging.customers c ON c.customer_record_key = s.customer_record_key
+    FROM affected_map s
+    JOIN staging.customers c ON c.customer_record_key = s.identity_key
     LEFT JOIN id_market_hints hs ON hs.kind = 'store' AND hs.source = c.source AND hs.store = c.store
     LEFT JOIN id_market_hints hsrc ON hsrc.kind = 'source' AND hsrc.source = c.source
     LEFT JOIN id_market_hints hc ON hc.kind = 'country' AND hc.country = lower(trim(c.country))
@@ -91,17 +93,18 @@ golden AS (
     FROM recs GROUP BY customer_key
 ),
 order_identities AS (
-    -- the identities orders name (customer records and guest emails) of the affected keys
-    SELECT m.identity_key, m.customer_key FROM identity.customer_map m
-    SEMI JOIN affected_keys k ON k.customer_key = m.customer_key
+    -- the identities orders name (customer records and guest emails) of the affected keys, hashed
+    -- as identity.order_state holds them
+    SELECT hash(m.identity_key) AS identity_hash, m.customer_key FROM affected_map m
     WHERE m.identity_type IN ('customer_record', 'guest')
 ),
 orders_of AS (
+    -- the orders of those identities as this run left identity.order_state (orders.sql runs
+    -- first): the columns of staging.orders the figures need
     SELECT i.customer_key, o.currency, o.market_id, o.placed_at, o.net_amount, o.updated_at,
-           identity_order_rank(o.placed_at, o.order_key) AS order_rank,
-           o.status NOT IN ('cancelled', 'declined', 'incomplete') AND NOT o.is_deleted AS counts_as_order
-    FROM staging.orders o
-    JOIN order_identities i ON i.identity_key = coalesce(o.customer_record_key, 'guest:' || o.email_normalized)
+           identity_order_rank_of_hash(o.placed_at, o.order_hash) AS order_rank, o.counts_as_order
+    FROM identity.order_state o
+    JOIN order_identities i ON i.identity_hash = o.identity_hash
 ),
 orders_by_currency AS MATERIALIZED (
     SELECT o.customer_key, o.currency,

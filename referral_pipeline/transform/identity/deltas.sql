@@ -111,13 +111,18 @@ SELECT (SELECT count(*) FROM staging.referral_events),
 
 -- step: affected_before
 -- customer keys whose analytics.customers row may change, as they were before this run's changes
+-- (an order's previous identity only where it left that identity: changed orders that name the
+-- same one are counted by affected_after, customers.sql)
 CREATE OR REPLACE TEMP TABLE affected AS
 SELECT customer_key FROM gone_records
 UNION ALL
 SELECT m.customer_key FROM identity.customer_map m
 WHERE hash(m.identity_key) IN (
     SELECT s.identity_hash FROM identity.order_state s
-    WHERE s.order_hash IN (SELECT hash(order_key) FROM d_orders UNION ALL SELECT order_hash FROM gone_orders))
+    JOIN d_orders d ON s.order_hash = hash(d.order_key)
+    WHERE s.identity_hash IS DISTINCT FROM hash(coalesce(d.customer_record_key, 'guest:' || d.email_normalized))
+    UNION ALL
+    SELECT identity_hash FROM gone_orders)
 UNION ALL
 SELECT unnest([p.advocate_customer_key, p.friend_customer_key]) FROM identity.referral_parties p
 WHERE p.event_key IN (SELECT event_key FROM d_events UNION ALL SELECT event_key FROM gone_events);

@@ -1,16 +1,16 @@
 -- Identity assignment (docs/identity.md, "Identities and keys"). Reads the delta temp tables of
 -- deltas.sql; appends to identity.customer_map and identity.email_index (never updates them).
--- Parameters: $as_of, $run_id.
+-- Parameters: $as_of, $run_id, $map_seq (this run's value of identity.map_seq, on every row added).
 
 -- step: index_changed_emails
 -- An existing identity whose record now carries an email the index has never seen brings that
 -- email in under its own key (first by assignment time when several do in one run), so a later
 -- record with this email joins it. Emails already indexed keep their key.
-INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key)
+INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key, map_seq)
 SELECT r.email_normalized,
        first(m.customer_key ORDER BY m.assigned_at, m.identity_key),
        CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR),
-       first(m.identity_key ORDER BY m.assigned_at, m.identity_key)
+       first(m.identity_key ORDER BY m.assigned_at, m.identity_key), CAST($map_seq AS BIGINT)
 FROM d_records r
 JOIN identity.customer_map m ON m.identity_key = r.customer_record_key
 WHERE r.email_normalized IS NOT NULL
@@ -35,14 +35,15 @@ LEFT JOIN identity.email_index e ON e.email_normalized = r.email_normalized;
 
 -- step: insert_record_identities
 INSERT INTO identity.customer_map (identity_key, customer_key, email_normalized_at_assignment, assigned_at, run_id,
-                                   identity_type, source, source_id, assigned_by)
+                                   identity_type, source, source_id, assigned_by, map_seq)
 SELECT identity_key, customer_key, email, CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR),
-       identity_type, source, source_id, assigned_by
+       identity_type, source, source_id, assigned_by, CAST($map_seq AS BIGINT)
 FROM assigned WHERE phase = 1;
 
 -- step: index_record_emails
-INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key)
-SELECT email, min(customer_key), CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), min(identity_key)
+INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key, map_seq)
+SELECT email, min(customer_key), CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), min(identity_key),
+       CAST($map_seq AS BIGINT)
 FROM assigned
 WHERE phase = 1 AND assigned_by = 'new_email'
 GROUP BY email;
@@ -78,14 +79,15 @@ FROM identities i LEFT JOIN identity.email_index e ON e.email_normalized = i.ema
 
 -- step: insert_order_identities
 INSERT INTO identity.customer_map (identity_key, customer_key, email_normalized_at_assignment, assigned_at, run_id,
-                                   identity_type, source, source_id, assigned_by)
+                                   identity_type, source, source_id, assigned_by, map_seq)
 SELECT identity_key, customer_key, email, CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR),
-       identity_type, source, source_id, assigned_by
+       identity_type, source, source_id, assigned_by, CAST($map_seq AS BIGINT)
 FROM assigned WHERE phase = 2;
 
 -- step: index_order_emails
-INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key)
-SELECT email, min(customer_key), CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), min(identity_key)
+INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key, map_seq)
+SELECT email, min(customer_key), CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), min(identity_key),
+       CAST($map_seq AS BIGINT)
 FROM assigned
 WHERE phase = 2 AND assigned_by = 'new_email'
 GROUP BY email;
@@ -137,15 +139,16 @@ GROUP BY p.email;
 
 -- step: fb_insert
 INSERT INTO identity.customer_map (identity_key, customer_key, email_normalized_at_assignment, assigned_at, run_id,
-                                   identity_type, source, source_id, assigned_by)
+                                   identity_type, source, source_id, assigned_by, map_seq)
 SELECT 'friendbuy:' || f.email, coalesce(f.id_key, 'cus_' || left(sha256(f.email), 16)), f.email,
        CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), 'friendbuy', NULL, NULL,
-       CASE WHEN f.id_key IS NOT NULL THEN 'friendbuy_customer_id' ELSE 'new_email' END
+       CASE WHEN f.id_key IS NOT NULL THEN 'friendbuy_customer_id' ELSE 'new_email' END, CAST($map_seq AS BIGINT)
 FROM fb_new f ANTI JOIN identity.customer_map m ON m.identity_key = 'friendbuy:' || f.email;
 
 -- step: fb_index
-INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key)
-SELECT f.email, m.customer_key, CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), m.identity_key
+INSERT INTO identity.email_index (email_normalized, customer_key, first_seen_at, run_id, identity_key, map_seq)
+SELECT f.email, m.customer_key, CAST($as_of AS TIMESTAMPTZ), CAST($run_id AS VARCHAR), m.identity_key,
+       CAST($map_seq AS BIGINT)
 FROM fb_new f JOIN identity.customer_map m ON m.identity_key = 'friendbuy:' || f.email;
 
 -- step: fb_resolved

@@ -27,6 +27,7 @@ CREATE OR REPLACE MACRO identity_record_rank(is_deleted, precedence_pos, updated
     + (CAST(CASE WHEN updated_at IS NULL THEN CAST(1 AS BIGINT) << 62
                  ELSE (CAST(1 AS BIGINT) << 61) - epoch_us(updated_at) END AS HUGEINT) << 50)
     + (CAST(hash(record_key) AS HUGEINT) >> 14);
--- Order sort key: placed_at, then the 64-bit hash of the order key.
-CREATE OR REPLACE MACRO identity_order_rank(placed_at, order_key) AS
-    ((CAST(epoch_us(placed_at) AS HUGEINT) + (CAST(1 AS HUGEINT) << 62)) << 64) + CAST(hash(order_key) AS HUGEINT);
+-- Order sort key: placed_at, then the 64-bit hash of the order key (identity.order_state.order_hash).
+CREATE OR REPLACE MACRO identity_order_rank_of_hash(placed_at, order_hash) AS
+    ((CAST(epoch_us(placed_at) AS HUGEINT) + (CAST(1 AS HUGEINT) << 62)) << 64) + CAST(order_hash AS HUGEINT);
+CREATE OR REPLACE MACRO identity_order_rank(placed_at, order_key) AS identity_order_rank_of_hash(placed_at, hash(order_key));

@@ -30,12 +30,21 @@ from ..staging.runner import ensure_staging_schema
 from .countries import COUNTRY_NAMES as COUNTRY_ALIASES
 
 PACKAGE = resources.files(__package__)
-SCHEMA_SQL = PACKAGE.joinpath("schema.sql").read_text()
+# the columns of analytics.orders over a staged order `o` and its map entry `m` (schema.sql)
+ORDERS_SELECT = """o.order_key, o.source, o.source_order_id, m.customer_key, o.market_id, o.placed_at, o.status,
+       o.currency, o.gross_amount, o.discount_amount, o.tax_amount, o.shipping_amount, o.refunded_amount,
+       o.net_amount, o.coupon_codes, o.referral_code, o.attribution_id, o.ip_address, o.user_agent,
+       o.order_number, o.channel, o.device_id, o.email_normalized, o.updated_at,
+       o.source_type, o.customer_record_key, o.customer_record_key IS NULL AS is_guest, o.store, o.source_status,
+       o.is_deleted,
+       o.status NOT IN ('cancelled', 'declined', 'incomplete') AND NOT o.is_deleted AS counts_as_order,
+       o.load_seq"""
+SCHEMA_SQL = PACKAGE.joinpath("schema.sql").read_text().replace("{orders_select}", ORDERS_SELECT)
 MACROS_SQL = PACKAGE.joinpath("macros.sql").read_text()
 STEP_MARKER = re.compile(r"^-- step: ([a-z_]+)\s*$", re.MULTILINE)
 PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # bump when the SQL changes what analytics.customers holds: the next run recomputes every customer
-LOGIC_VERSION = "identity-1"
+LOGIC_VERSION = "identity-2"
 
 INPUTS = {
     "customers": ("staging.customers", "staging.customers -> identity"),
@@ -132,7 +141,17 @@ def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
     ensure_schema(con)
     ensure_staging_schema(con)
     con.execute(MACROS_SQL)
+    _drop_old_order_state(con)
     con.execute(SCHEMA_SQL)
+
+
+def _drop_old_order_state(con: duckdb.DuckDBPyConnection) -> None:
+    """An ``identity.order_state`` of an older layout (without the order figures) is dropped; the
+    next run finds it empty and rewrites it from every staged order (``run_identity``)."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                         "WHERE table_schema = 'identity' AND table_name = 'order_state'").fetchall()}
+    if columns and "counts_as_order" not in columns:
+        con.execute("DROP TABLE identity.order_state")
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
@@ -166,12 +185,15 @@ def run_identity(con: duckdb.DuckDBPyConnection, programs: Programs, run_id: str
     con.execute("BEGIN TRANSACTION")
     try:
         _load_run_tables(con, hints)
+        params["map_seq"] = _scalar(con, "SELECT nextval('identity.map_seq')")   # (stamped on the map rows it adds)
         marks = dict(con.execute("SELECT stage, last_seq FROM ops.stage_progress WHERE stage IN (?, ?, ?, ?)",
                                  [*(stage for _, stage in INPUTS.values()), FINGERPRINT_STAGE]).fetchall())
         if rebuild:
             for table in ("identity.record_state", "identity.order_state", "identity.referral_parties"):
                 step("rebuild_clear", f"DELETE FROM {table}")
         watermarks = {name: -1 if rebuild else marks.get(stage, -1) for name, (_, stage) in INPUTS.items()}
+        if _scalar(con, "SELECT count(*) FROM identity.order_state") == 0:
+            watermarks["orders"] = -1        # (first run, or a new layout of the table: every staged order)
         con.executemany("INSERT INTO id_watermarks VALUES (?, ?)", list(watermarks.items()))
         map_before = _scalar(con, "SELECT count(*) FROM identity.customer_map")
         index_before = _scalar(con, "SELECT count(*) FROM identity.email_index")

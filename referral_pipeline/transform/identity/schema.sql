@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS identity.customer_map (
     identity_type                  VARCHAR NOT NULL,     -- customer_record | guest | friendbuy
     source                         VARCHAR,              -- customer_record: source instance id
     source_id                      VARCHAR,              -- customer_record: source customer id
-    assigned_by                    VARCHAR NOT NULL      -- known_email | new_email | new_identity | friendbuy_customer_id
+    assigned_by                    VARCHAR NOT NULL,     -- known_email | new_email | new_identity | friendbuy_customer_id
+    map_seq                        BIGINT                -- identity.map_seq of the run that added it (NULL: before it existed)
 );
 
 -- Persistent: every email ever seen on an identity, with the key it stands for; never updated or deleted.
@@ -22,8 +23,14 @@ CREATE TABLE IF NOT EXISTS identity.email_index (
     customer_key     VARCHAR NOT NULL,
     first_seen_at    TIMESTAMPTZ NOT NULL,               -- the run's as_of
     run_id           VARCHAR,
-    identity_key     VARCHAR NOT NULL                    -- the identity that brought the email in
+    identity_key     VARCHAR NOT NULL,                   -- the identity that brought the email in
+    map_seq          BIGINT                              -- identity.map_seq of the run that added it
 );
+-- One value per identity run that adds map or index rows: readers take the rows added since a mark
+-- (the referral events stage re-resolves only the Friendbuy parties those rows can resolve).
+CREATE SEQUENCE IF NOT EXISTS identity.map_seq;
+ALTER TABLE identity.customer_map ADD COLUMN IF NOT EXISTS map_seq BIGINT;
+ALTER TABLE identity.email_index ADD COLUMN IF NOT EXISTS map_seq BIGINT;
 
 -- The staged customer records the stage has processed (bookkeeping for incremental runs).
 CREATE TABLE IF NOT EXISTS identity.record_state (
@@ -53,27 +60,45 @@ CREATE TABLE IF NOT EXISTS identity.referral_parties (
 );
 
 -- What the stage has processed of staging.orders (bookkeeping for incremental runs): 64-bit hashes
--- of the order key and of the identity the order named, and the staging version. Compact on purpose
--- (5M orders: three numbers each); it tells a later run which customers an order left.
+-- of the order key and of the identity the order named, the staging version, and the columns the
+-- customers' order figures read. Compact on purpose (5M orders: a few numbers each, no strings
+-- but two low-cardinality codes); it tells a later run which customers an order left, and the
+-- figures of the customers a run recomputes come from it (a scan of these numbers instead of the
+-- staged orders' keys). Rewritten from staging by the run after a layout change (runner.py).
 CREATE TABLE IF NOT EXISTS identity.order_state (
-    order_hash    UBIGINT NOT NULL,   -- hash(order_key)
-    identity_hash UBIGINT,            -- hash(coalesce(customer_record_key, 'guest:' || email_normalized))
-    load_seq      BIGINT
+    order_hash      UBIGINT NOT NULL,   -- hash(order_key)
+    identity_hash   UBIGINT,            -- hash(coalesce(customer_record_key, 'guest:' || email_normalized))
+    load_seq        BIGINT,
+    currency        VARCHAR,
+    market_id       VARCHAR,
+    placed_at       TIMESTAMPTZ,
+    updated_at      TIMESTAMPTZ,
+    net_amount      DECIMAL(18,4),
+    counts_as_order BOOLEAN             -- status not cancelled / declined / incomplete, and not deleted
 );
 
 -- analytics.orders is a view: every staged order with the customer_key of its identity (its customer
 -- record, else its guest email). Map entries never change, so the view is exact without a copy of
 -- the orders; the identity run makes sure every staged order's identity is in the map.
+-- (The column list over the staged order `o` and its map entry `m` is runner.ORDERS_SELECT, filled
+-- in by the runner, so the view and identity.orders_of below stay one definition.)
 CREATE OR REPLACE VIEW analytics.orders AS
-SELECT o.order_key, o.source, o.source_order_id, m.customer_key, o.market_id, o.placed_at, o.status, o.currency,
-       o.gross_amount, o.discount_amount, o.tax_amount, o.shipping_amount, o.refunded_amount, o.net_amount,
-       o.coupon_codes, o.referral_code, o.attribution_id, o.ip_address, o.user_agent,
-       o.order_number, o.channel, o.device_id, o.email_normalized, o.updated_at,
-       o.source_type, o.customer_record_key, o.customer_record_key IS NULL AS is_guest, o.store, o.source_status,
-       o.is_deleted,
-       o.status NOT IN ('cancelled', 'declined', 'incomplete') AND NOT o.is_deleted AS counts_as_order,
-       o.load_seq
+SELECT {orders_select}
 FROM staging.orders o
+LEFT JOIN identity.customer_map m ON m.identity_key = coalesce(o.customer_record_key, 'guest:' || o.email_normalized);
+
+-- The staged rows behind analytics.orders with the identity_key each names (its customer_map
+-- entry), and the view's customer join over any relation of such rows: SELECT * FROM
+-- identity.orders_of('t') is SELECT * FROM analytics.orders restricted to the orders of table t
+-- (its rows: staging.orders' columns). The referral stages' incremental runs copy the few rows they
+-- need from identity.staged_orders into a TEMP table and join that: the join then builds its hash
+-- table on those rows (the optimizer knows their count) instead of on the 1M-row map, and needs no
+-- customer at all for a lookup by order key, number or id.
+CREATE OR REPLACE VIEW identity.staged_orders AS
+SELECT *, coalesce(customer_record_key, 'guest:' || email_normalized) AS identity_key FROM staging.orders;
+CREATE OR REPLACE MACRO identity.orders_of(t) AS TABLE
+SELECT {orders_select}
+FROM query_table(t) o
 LEFT JOIN identity.customer_map m ON m.identity_key = coalesce(o.customer_record_key, 'guest:' || o.email_normalized);
 
 CREATE TABLE IF NOT EXISTS analytics.customers (

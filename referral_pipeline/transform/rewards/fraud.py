@@ -19,7 +19,7 @@ from datetime import datetime
 import duckdb
 
 from ...config.programs import Programs
-from ..attribution.context import prepare_referral_context
+from ..attribution.context import changed_orders, orders_where, prepare_referral_context
 from ..runtime import Progress, create_temp, has_column, load_sql, read_progress, run_sql, transaction
 
 SQL = f"{__package__}.sql"
@@ -64,7 +64,9 @@ def _marks(con: duckdb.DuckDBPyConnection, progress: Progress, incremental: bool
     out = {}
     for name, table in MARKS.items():
         mark = progress.mark(name) if incremental else -1
-        out[name] = con.execute(f"SELECT coalesce(max(load_seq), ?) FROM {table} WHERE load_seq > ?",
+        # (the orders above the mark are read once, into fraud_changed_orders: the view joins the customer map)
+        source = "fraud_changed_orders" if name == "orders" and incremental else table
+        out[name] = con.execute(f"SELECT coalesce(max(load_seq), ?) FROM {source} WHERE load_seq > ?",
                                 [max(mark, 0), mark]).fetchall()[0][0]
     return out
 
@@ -81,6 +83,23 @@ def _reward_key_rewrites(con: duckdb.DuckDBPyConnection, attr_mark: int) -> tupl
     return seq_from, seq_to
 
 
+IP_ORDER_COLUMNS = ["market_id", "customer_key", "ip_address", "order_key", "placed_at"]
+
+
+def _advocate_ip_orders(con: duckdb.DuckDBPyConnection, incremental: bool, as_of: datetime) -> str:
+    """``fraud_ip_orders``, the orders SAME_IP_AS_ADVOCATE may match (``fraud_same_ip.sql``): on an
+    incremental run a TEMP table of the subjects' advocates' orders placed from a subject's IP (the
+    rule joins on advocate and IP, so no other order can match; a few rows instead of a join of every
+    order with the customer map); on a full run a view of all orders. Returns which of the two (TABLE, VIEW)."""
+    if not incremental:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW fraud_ip_orders AS SELECT {', '.join(IP_ORDER_COLUMNS)} FROM analytics.orders")
+        return "VIEW"
+    orders_where(con, "fraud_ip_orders", "ip_address IN (SELECT ip FROM fraud_subjects WHERE advocate_key IS NOT NULL) "
+                 "AND placed_at <= $as_of", IP_ORDER_COLUMNS, {"as_of": as_of},
+                 customers="SELECT advocate_key FROM fraud_subjects WHERE ip IS NOT NULL")
+    return "TABLE"
+
+
 def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None,
               rebuild: bool = False) -> FraudResult:
     """Evaluate the rules (on the changed partitions after the first run); insert the hits that are
@@ -94,6 +113,7 @@ def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetim
         params = {"as_of": as_of, "run_id": run_id, "full": not incremental}
         if incremental:
             skip_from, skip_to = _reward_key_rewrites(con, progress.mark("attribution"))
+            changed_orders(con, "fraud_changed_orders", progress.mark("orders"), ["customer_key", "ip_address", "load_seq"])
             create_temp(con, "fraud_scope", load_sql(SQL, "fraud_scope.sql"), {
                 **params, "prev_as_of": progress.prev_as_of(as_of),
                 **{f"{name}_wm": progress.mark(name) for name in ("events", "customers", "orders")},
@@ -102,6 +122,7 @@ def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetim
             create_temp(con, "fraud_scope", "SELECT CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS VARCHAR) AS value, "
                         "CAST(NULL AS TIMESTAMPTZ) AS ts WHERE FALSE")
         subjects = create_temp(con, "fraud_subjects", load_sql(SQL, "fraud_subjects.sql"), params)
+        ip_orders = _advocate_ip_orders(con, incremental, as_of)
         hits_sql = " UNION ALL ".join(f"SELECT * FROM ({load_sql(SQL, file)})" for _, file in RULES.values())
         hits = create_temp(con, "fraud_hits", hits_sql, params)
         new_by_rule = dict(run_sql(con, """
@@ -124,5 +145,7 @@ def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetim
             progress.save(as_of, **_marks(con, progress, incremental))
         for table in ("fraud_hits", "fraud_subjects", "fraud_scope"):
             con.execute(f"DROP TABLE {table}")
+        con.execute("DROP TABLE IF EXISTS fraud_changed_orders")
+        con.execute(f"DROP {ip_orders} fraud_ip_orders")
     return FraudResult(subjects, hits, sum(new_by_rule.values()), new_by_rule, total,
                        "incremental" if incremental else "full")

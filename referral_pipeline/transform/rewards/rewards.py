@@ -7,6 +7,10 @@ Salesforce and Friendbuy's distributed rewards, all against the run's ``as_of``.
 transaction: one ledger row per reward whose status changed (``occurred_at`` = as_of, the run id),
 the changed reward rows rewritten, and ``reward_key`` / ``no_reward_reason`` set on the
 attribution rows that need it. With no input change nothing is written.
+
+Narrowed after the first run while ``as_of`` and the programs stay the same (every status depends
+on ``as_of``): only the rewards whose inputs changed since the last run, with every reward of their
+advocate's month for the cap (``rewards_scope.sql``), are evaluated and stamped.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ import duckdb
 from ...config.programs import Programs
 from ...warehouse.landing import raw_table
 from ..attribution.context import prepare_referral_context
-from ..runtime import (SyncCounts, create_temp, load_sql, run_sql, sync_table, table_exists, transaction,
-                       write_progress)
+from ..runtime import (Progress, SyncCounts, create_temp, epoch_us, has_column, load_sql, run_sql, sync_table,
+                       table_exists, transaction, write_progress)
 from .fraud import RULES, SQL, ensure_rewards_schema
 
 REWARDS_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", "audit.fraud_flags")
@@ -32,10 +36,12 @@ class RewardsResult:
     by_status: dict[str, int] = field(default_factory=dict)
     changes: SyncCounts = field(default_factory=SyncCounts)
     attribution_rows_updated: int = 0
+    mode: str = "full"            # full | narrowed (only the rewards whose inputs changed)
 
     def as_metadata(self) -> dict:
         return {"rewards": self.rewards, "ledger_rows_appended": self.ledger_rows, "by_status": self.by_status,
-                "attribution_rows_updated": self.attribution_rows_updated, **self.changes.as_metadata()}
+                "attribution_rows_updated": self.attribution_rows_updated, "mode": self.mode,
+                **self.changes.as_metadata()}
 
 
 def review_tables(con: duckdb.DuckDBPyConnection, programs: Programs) -> list[str]:
@@ -64,12 +70,36 @@ def _max_attribution_seq(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(load_seq), 0) FROM analytics.referral_attribution").fetchall()[0][0]
 
 
-def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None) -> RewardsResult:
+REWARDS_STAGE = "rewards"
+# the inputs whose rows above a mark a narrowed run reads (rewards_scope.sql)
+MARKS = {"attribution": "analytics.referral_attribution", "flags": "audit.fraud_flags",
+         "events": "analytics.referral_events"}
+
+
+def _narrowed(con: duckdb.DuckDBPyConnection, progress: Progress, as_of: datetime, rebuild: bool) -> bool:
+    """A run may evaluate only the rewards whose inputs changed (``rewards_scope.sql``) when the last
+    run's marks are stored, the programs and ``as_of`` are the same (every status depends on
+    ``as_of``: a new one re-evaluates every reward) and the inputs carry ``load_seq``."""
+    return (not rebuild and progress.ok() and progress.stored["as_of"] == epoch_us(as_of)
+            and all(has_column(con, table, "load_seq") for table in MARKS.values()))
+
+
+def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None,
+                rebuild: bool = False) -> RewardsResult:
+    """``rebuild``: evaluate every reward even when the inputs say which can change."""
     ensure_rewards_schema(con)
-    params = {"as_of": as_of, "run_id": run_id, "rule_order": list(RULES)}
     with transaction(con):
         prepare_referral_context(con, programs)
+        progress = Progress(con, REWARDS_STAGE, MARKS)
+        narrowed = _narrowed(con, progress, as_of, rebuild)
+        params = {"as_of": as_of, "run_id": run_id, "rule_order": list(RULES), "full": not narrowed}
         _load_reviews(con, programs, as_of)
+        if narrowed:
+            create_temp(con, "rw_scope", load_sql(SQL, "rewards_scope.sql"),
+                        {f"{name}_wm": progress.mark(name) for name in MARKS})
+        else:
+            create_temp(con, "rw_scope", "SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
+                                         "CAST(NULL AS VARCHAR) AS friend_customer_key WHERE FALSE")
         create_temp(con, "rw_target", load_sql(SQL, "rewards_target.sql"), params)
         ledger_rows = run_sql(con, """
             INSERT INTO analytics.reward_ledger (reward_key, seq, from_status, to_status, reason, occurred_at, run_id,
@@ -91,13 +121,18 @@ def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datet
                          CASE WHEN row_number() OVER (PARTITION BY campaign_id, friend_customer_key
                                                       ORDER BY placed_at, order_key) > 1
                               THEN 'NOT_FIRST_REFERRED_ORDER' END AS no_reward_reason
-                  FROM analytics.referral_attribution) n
+                  FROM analytics.referral_attribution r
+                  WHERE $full OR EXISTS (SELECT 1 FROM rw_scope s WHERE s.campaign_id = r.campaign_id
+                                         AND s.friend_customer_key = r.friend_customer_key)) n
             WHERE a.order_key = n.order_key
               AND (a.reward_key IS DISTINCT FROM n.reward_key OR a.no_reward_reason IS DISTINCT FROM n.no_reward_reason)
-            """).fetchall()[0][0]
+            """, params).fetchall()[0][0]
         write_progress(con, REWARD_KEYS_FROM, seq_before)
         write_progress(con, REWARD_KEYS_TO, _max_attribution_seq(con))
+        progress.save(as_of, **{name: con.execute(f"SELECT coalesce(max(load_seq), 0) FROM {table}").fetchall()[0][0]
+                                for name, table in MARKS.items()})
         by_status = dict(con.execute("SELECT status, count(*) FROM analytics.rewards GROUP BY 1 ORDER BY 1").fetchall())
         total = con.execute("SELECT count(*) FROM analytics.rewards").fetchall()[0][0]
         con.execute("DROP TABLE rw_target")
-    return RewardsResult(total, ledger_rows, by_status, changes, attribution_rows)
+        con.execute("DROP TABLE rw_scope")
+    return RewardsResult(total, ledger_rows, by_status, changes, attribution_rows, "narrowed" if narrowed else "full")

@@ -49,20 +49,27 @@ coded AS (
     FROM ref_orders o JOIN program_rules p ON p.market_id = o.market_id
     WHERE o.referral_code IS NOT NULL AND o.placed_at <= $as_of AND o.customer_key IS NOT NULL
 ),
+coded_codes AS (   -- (the ASOF joins below sort only the shares and clicks of these codes)
+    SELECT DISTINCT market_id, code_lc FROM coded
+),
 shares AS (
-    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'share' AND code_lc IS NOT NULL
+    SELECT e.market_id, e.code_lc, e.occurred_at FROM fb_events e
+    SEMI JOIN coded_codes c ON c.market_id = e.market_id AND c.code_lc = e.code_lc
+    WHERE e.kind = 'share' AND e.code_lc IS NOT NULL
 ),
 clicks AS (
-    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'click' AND code_lc IS NOT NULL
+    SELECT e.market_id, e.code_lc, e.occurred_at FROM fb_events e
+    SEMI JOIN coded_codes c ON c.market_id = e.market_id AND c.code_lc = e.code_lc
+    WHERE e.kind = 'click' AND e.code_lc IS NOT NULL
 ),
 code_owner AS (   -- the advocate a code belongs to: the first share of that code in the market
-    SELECT market_id, code_lc,
-           first(advocate_key ORDER BY occurred_at, event_key) AS advocate_key,
-           first(event_key ORDER BY occurred_at, event_key) AS event_key,
-           first(channel ORDER BY occurred_at, event_key) AS channel
-    FROM fb_events
-    WHERE kind = 'share' AND code_lc IS NOT NULL AND advocate_key IS NOT NULL
-    GROUP BY market_id, code_lc
+    SELECT e.market_id, e.code_lc,
+           first(e.advocate_key ORDER BY e.occurred_at, e.event_key) AS advocate_key,
+           first(e.event_key ORDER BY e.occurred_at, e.event_key) AS event_key,
+           first(e.channel ORDER BY e.occurred_at, e.event_key) AS channel
+    FROM fb_events e SEMI JOIN coded_codes c ON c.market_id = e.market_id AND c.code_lc = e.code_lc
+    WHERE e.kind = 'share' AND e.code_lc IS NOT NULL AND e.advocate_key IS NOT NULL
+    GROUP BY e.market_id, e.code_lc
 ),
 last_click AS (
     SELECT o.order_key, c.occurred_at AS clicked_at
@@ -93,11 +100,14 @@ signup_orders AS (
     FROM ref_orders o JOIN program_rules p ON p.market_id = o.market_id
     WHERE o.customer_key IN (SELECT friend_key FROM signups) AND o.placed_at <= $as_of
 ),
+signups_of_orders AS (   -- (the ASOF join sorts only the sign-ups of these friends)
+    SELECT * FROM signups WHERE friend_key IN (SELECT customer_key FROM signup_orders)
+),
 by_signup AS (
     SELECT o.order_key, 4 AS method_rank, 'signup' AS method, s.advocate_key, s.event_key, s.occurred_at,
            s.referral_code, NULL AS coupon_code, s.channel
     FROM signup_orders o
-    ASOF JOIN signups s ON s.market_id = o.market_id AND s.friend_key = o.customer_key AND o.placed_at >= s.occurred_at
+    ASOF JOIN signups_of_orders s ON s.market_id = o.market_id AND s.friend_key = o.customer_key AND o.placed_at >= s.occurred_at
     WHERE o.placed_at <= s.occurred_at + to_days(o.attribution_window_days)
 )
 SELECT * FROM by_coupon

@@ -4,11 +4,17 @@
 -- friend's last referral sign-up before the order, the channel of the referral (the share's, else
 -- the evidence event's), the canonical emails and is_new_customer.
 -- Inputs: attr_winners, analytics.customers, fb_events. Parameters: $as_of.
-WITH clicks AS (
-    SELECT market_id, code_lc, occurred_at FROM fb_events WHERE kind = 'click' AND code_lc IS NOT NULL
+WITH codes AS (     -- (the ASOF joins below sort only the clicks and sign-ups of these codes and friends)
+    SELECT DISTINCT market_id, lower(referral_code) AS code_lc FROM attr_winners WHERE referral_code IS NOT NULL
+),
+clicks AS (
+    SELECT e.market_id, e.code_lc, e.occurred_at FROM fb_events e
+    SEMI JOIN codes c ON c.market_id = e.market_id AND c.code_lc = e.code_lc
+    WHERE e.kind = 'click' AND e.code_lc IS NOT NULL
 ),
 signups AS (
-    SELECT market_id, friend_key, occurred_at FROM fb_events WHERE kind = 'signup' AND friend_key IS NOT NULL
+    SELECT market_id, friend_key, occurred_at FROM fb_events
+    WHERE kind = 'signup' AND friend_key IS NOT NULL AND friend_key IN (SELECT friend_key FROM attr_winners)
 ),
 last_click AS (
     SELECT b.order_key, c.occurred_at AS clicked_at
@@ -22,9 +28,14 @@ last_signup AS (
     ASOF JOIN signups s ON s.market_id = b.market_id AND s.friend_key = b.friend_key AND b.placed_at >= s.occurred_at
 ),
 share_channel AS (
-    SELECT market_id, code_lc, first(channel ORDER BY occurred_at, event_key) AS channel
-    FROM fb_events WHERE kind = 'share' AND code_lc IS NOT NULL AND channel IS NOT NULL
-    GROUP BY market_id, code_lc
+    SELECT e.market_id, e.code_lc, first(e.channel ORDER BY e.occurred_at, e.event_key) AS channel
+    FROM fb_events e SEMI JOIN codes c ON c.market_id = e.market_id AND c.code_lc = e.code_lc
+    WHERE e.kind = 'share' AND e.code_lc IS NOT NULL AND e.channel IS NOT NULL
+    GROUP BY e.market_id, e.code_lc
+),
+parties AS (      -- (the friends' and advocates' customer rows, read once)
+    SELECT customer_key, email_canonical, first_order_at FROM analytics.customers
+    WHERE customer_key IN (SELECT friend_key FROM attr_winners UNION ALL SELECT advocate_key FROM attr_winners)
 )
 SELECT b.order_key,
        b.friend_key AS friend_customer_key,
@@ -58,5 +69,5 @@ LEFT JOIN last_click lc ON lc.order_key = b.order_key
 LEFT JOIN last_signup ls ON ls.order_key = b.order_key
 LEFT JOIN share_channel sc ON sc.market_id = b.market_id AND sc.code_lc = lower(b.referral_code)
 LEFT JOIN fb_events ev ON ev.event_key = b.source_event_key
-LEFT JOIN analytics.customers fc ON fc.customer_key = b.friend_key
-LEFT JOIN analytics.customers ac ON ac.customer_key = b.advocate_key
+LEFT JOIN parties fc ON fc.customer_key = b.friend_key
+LEFT JOIN parties ac ON ac.customer_key = b.advocate_key

@@ -11,7 +11,7 @@
 --     equal to the key, number or source id of a changed order, and those that named more than one
 --     order at their last evaluation (ops.purchase_multi_ids: a change of one of those orders can
 --     make the id name exactly one; an id that named one order is re-evaluated through that order).
--- Inputs: analytics.orders, attr_changed_orders (its rows above the orders mark),
+-- Inputs: analytics.orders, attr_present, attr_changed_orders (its rows above the orders mark),
 -- analytics.referral_events, ops.referral_events_replaced,
 -- analytics.referral_attribution, ops.purchase_multi_ids, fb_events.
 -- Parameters: $events_wm, $as_of, $prev_as_of.
@@ -22,9 +22,8 @@ WITH changed_orders AS (   -- (two filters on columns of the order each, so a vi
     WHERE placed_at > least(CAST($as_of AS TIMESTAMPTZ), CAST($prev_as_of AS TIMESTAMPTZ))
       AND placed_at <= greatest(CAST($as_of AS TIMESTAMPTZ), CAST($prev_as_of AS TIMESTAMPTZ))
 ),
-present AS (              -- attributed orders that still exist
-    SELECT order_key FROM analytics.orders
-    WHERE order_key IN (SELECT order_key FROM analytics.referral_attribution)
+present AS (              -- attributed orders that still exist (attr_present: attribution.py)
+    SELECT order_key FROM attr_present
 ),
 changed_events AS (      -- new versions, and the old versions of rewritten or removed rows
     SELECT event_key, kind, coupon_code, lower(referral_code) AS code_lc, order_id, friend_customer_key AS friend_key

@@ -6,32 +6,32 @@
 -- signals this run (a branch is the text after a '-- branch: <kinds>' line, up to the next one).
 -- Changed orders (kind changed_order) come from attr_changed_orders: the rows of analytics.orders
 -- above the stage's mark, read once (no comment inside a branch: it is wrapped in parentheses).
+-- {columns}: the columns the stage reads (ORDER_COLUMNS in attribution.py; attr_changed_orders has
+-- them and load_seq).
 -- branch: changed_order
-SELECT * FROM attr_changed_orders
+SELECT {columns} FROM attr_changed_orders
 -- branch: order_key,id
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE order_key IN (SELECT value FROM attr_signals WHERE kind IN ('order_key', 'id'))
 -- branch: id
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE order_number IN (SELECT value FROM attr_signals WHERE kind = 'id')
 -- branch: id
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE source_order_id IN (SELECT value FROM attr_signals WHERE kind = 'id')
 -- branch: ref_code
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE referral_code IS NOT NULL
   AND lower(referral_code) IN (SELECT value FROM attr_signals WHERE kind = 'ref_code')
 -- branch: coupon
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE order_key IN (SELECT order_key FROM (SELECT order_key, upper(trim(unnest(coupon_codes))) AS code
                                            FROM analytics.orders WHERE len(coupon_codes) > 0)
                     WHERE code IN (SELECT value FROM attr_signals WHERE kind = 'coupon'))
 -- branch: customer
-SELECT * FROM analytics.orders
+SELECT {columns} FROM analytics.orders
 WHERE customer_key IN (SELECT value FROM attr_signals WHERE kind = 'customer')
 -- final: the branches' rows ({hits}), once per order
-SELECT DISTINCT ON (order_key)
-       order_key, source_order_id, order_number, customer_key, market_id, placed_at, status, currency,
-       gross_amount, discount_amount, refunded_amount, net_amount, coupon_codes, referral_code, ip_address
+SELECT DISTINCT ON (order_key) {columns}
 FROM ({hits})
 WHERE market_id IN (SELECT market_id FROM program_rules)

@@ -9,9 +9,10 @@ WITH uses AS (
     WHERE attribution_method = 'coupon' AND coupon_code IS NOT NULL
       AND ($full OR coupon_code IN (SELECT value FROM fraud_scope WHERE kind = 'coupon'))
 ),
-issued AS (
+issued AS (   -- (of the coupons used above only)
     SELECT market_id, coupon_code, list(DISTINCT friend_key ORDER BY friend_key) FILTER (WHERE friend_key IS NOT NULL) AS issued_to
     FROM fb_events WHERE kind = 'friend_incentive' AND coupon_code IS NOT NULL
+      AND coupon_code IN (SELECT coupon_code FROM uses)
     GROUP BY market_id, coupon_code
 ),
 checked AS (

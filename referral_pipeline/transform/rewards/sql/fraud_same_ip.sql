@@ -3,7 +3,7 @@
 -- sign-ups. (Clicks are the visitors' IPs, not the advocate's: the export does not say who clicked.)
 -- Not evaluated when friend and advocate are one customer: that is SELF_REFERRAL, and their IPs
 -- match trivially.
--- Parameters: $as_of.
+-- Inputs: fraud_subjects, fb_events, fraud_ip_orders (fraud.py). Parameters: $as_of.
 WITH advocates AS (
     SELECT DISTINCT market_id, advocate_key FROM fraud_subjects WHERE advocate_key IS NOT NULL AND ip IS NOT NULL
 ),
@@ -15,7 +15,7 @@ advocate_ips AS (
     FROM fb_events WHERE kind = 'widget_view' AND advocate_key IS NOT NULL AND ip_address IS NOT NULL
     UNION ALL
     SELECT o.market_id, o.customer_key, o.ip_address, 'order', o.order_key, o.placed_at
-    FROM analytics.orders o
+    FROM fraud_ip_orders o   -- (analytics.orders, on an incremental run only those from the subjects' IPs: fraud.py)
     JOIN advocates a ON a.market_id = o.market_id AND a.advocate_key = o.customer_key
     WHERE o.ip_address IS NOT NULL AND o.placed_at <= $as_of
     UNION ALL

@@ -18,7 +18,7 @@
 -- here (every subject within its span), and leaving subjects out only lowers counts, so a hit found
 -- is a hit of the full evaluation.
 -- Inputs: analytics.referral_attribution, analytics.referral_events, analytics.customers,
--- analytics.orders. Parameters: $attr_wm, $skip_from, $skip_to, $events_wm, $customers_wm, $orders_wm, $as_of, $prev_as_of.
+-- analytics.orders, fraud_changed_orders. Parameters: $attr_wm, $skip_from, $skip_to, $events_wm, $customers_wm, $as_of, $prev_as_of.
 WITH changed_attr AS (
     SELECT order_key AS subject_key, advocate_customer_key AS advocate_key, ip_address AS ip, placed_at AS ts,
            friend_email_canonical AS canonical, coupon_code
@@ -35,7 +35,7 @@ changed_customers AS (
     SELECT customer_key, email_canonical FROM analytics.customers WHERE load_seq > $customers_wm
 ),
 changed_orders AS (   -- (two filters on columns of the order each, so a view can push them down)
-    SELECT customer_key, ip_address FROM analytics.orders WHERE load_seq > $orders_wm
+    SELECT customer_key, ip_address FROM fraud_changed_orders   -- (analytics.orders above the orders mark: fraud.py)
     UNION
     SELECT customer_key, ip_address FROM analytics.orders
     WHERE placed_at > least(CAST($as_of AS TIMESTAMPTZ), CAST($prev_as_of AS TIMESTAMPTZ))

@@ -1,7 +1,8 @@
 -- The status every reward should have now (product §7), from the stored state and the inputs.
 -- TEMP rw_target: one row per reward (new, existing, or existing whose orders lost attribution).
 -- Inputs: analytics.referral_attribution (with the order's status and amounts), analytics.rewards (previous state),
--- audit.fraud_flags, reviews, fb_events, program_rules. Parameters: $as_of, $rule_order.
+-- audit.fraud_flags, reviews, fb_events, program_rules, rw_scope. Parameters: $as_of, $rule_order, $full
+-- (false: only the (campaign, friend) pairs in rw_scope, rewards_scope.sql; each cap month is whole in it).
 --
 -- Precedence (first that applies):
 --   stored status canceled / reversed / not_eligible  -> kept (final)
@@ -20,9 +21,19 @@
 --   return window passed                              -> approved RETURN_WINDOW_PASSED
 --   otherwise                                         -> pending
 -- "canceled / reversed": reversed when the reward was issued before, canceled otherwise.
-WITH firsts AS (   -- one reward per (campaign, friend): the friend's first attributed order
+WITH attributed AS (
+    SELECT * FROM analytics.referral_attribution a
+    WHERE $full OR EXISTS (SELECT 1 FROM rw_scope s WHERE s.campaign_id = a.campaign_id
+                           AND s.friend_customer_key = a.friend_customer_key)
+),
+stored AS (
+    SELECT * FROM analytics.rewards r
+    WHERE $full OR EXISTS (SELECT 1 FROM rw_scope s WHERE s.campaign_id = r.campaign_id
+                           AND s.friend_customer_key = r.friend_customer_key)
+),
+firsts AS (   -- one reward per (campaign, friend): the friend's first attributed order
     SELECT ref_hash_key('rwd_', campaign_id || '|' || friend_customer_key) AS reward_key, *
-    FROM analytics.referral_attribution
+    FROM attributed
     QUALIFY row_number() OVER (PARTITION BY campaign_id, friend_customer_key ORDER BY placed_at, order_key) = 1
 ),
 facts AS (
@@ -52,7 +63,9 @@ flag_summary AS (
 ),
 distributed AS (   -- Friendbuy's distributed-advocate-rewards export, matched by (campaign, friend)
     SELECT ref_hash_key('rwd_', campaign_id || '|' || friend_key) AS reward_key, min(occurred_at) AS distributed_at
-    FROM fb_events WHERE kind = 'advocate_reward' AND friend_key IS NOT NULL
+    FROM fb_events e WHERE kind = 'advocate_reward' AND friend_key IS NOT NULL
+      AND ($full OR EXISTS (SELECT 1 FROM rw_scope s WHERE s.campaign_id = e.campaign_id
+                            AND s.friend_customer_key = e.friend_key))
     GROUP BY 1
 ),
 joined AS (
@@ -80,7 +93,7 @@ joined AS (
            coalesce(p.status IN ('canceled', 'reversed', 'not_eligible'), FALSE) AS final,
            p.issued_at IS NOT NULL AS was_issued
     FROM facts f
-    FULL OUTER JOIN analytics.rewards p ON p.reward_key = f.reward_key
+    FULL OUTER JOIN stored p ON p.reward_key = f.reward_key
     LEFT JOIN flag_summary fs ON fs.reward_key = coalesce(f.reward_key, p.reward_key)
     LEFT JOIN reviews rv ON rv.reward_key = coalesce(f.reward_key, p.reward_key)
     LEFT JOIN distributed d ON d.reward_key = coalesce(f.reward_key, p.reward_key)
