@@ -24,8 +24,8 @@ from datetime import datetime
 import duckdb
 
 from ...config.programs import Programs
-from ..runtime import (SyncCounts, create_temp, epoch_us, has_column, load_sql, programs_fingerprint, read_progress,
-                       sync_table, transaction, write_progress)
+from ..runtime import (SyncCounts, create_temp, epoch_us, has_column, load_sql, programs_fingerprint,
+                       read_progress_many, sync_table, transaction, write_progress_many)
 from .context import SQL, changed_orders, identity_orders_current, prepare_referral_context
 
 PROGRESS_ORDERS = "analytics.orders -> referral_attribution"
@@ -101,9 +101,11 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         prepare_referral_context(con, programs)
         fingerprint = programs_fingerprint(con)
         incremental_ok = has_column(con, "analytics.orders", "load_seq")
-        stored = {k: read_progress(con, k) for k in (PROGRESS_ORDERS, PROGRESS_EVENTS, PROGRESS_AS_OF, PROGRESS_PROGRAMS)}
+        stored = read_progress_many(con, (PROGRESS_ORDERS, PROGRESS_EVENTS, PROGRESS_AS_OF, PROGRESS_PROGRAMS,
+                                          PROGRESS_LAYOUT, PROGRESS_CUSTOMERS))
+        customers_stored = stored.pop(PROGRESS_CUSTOMERS)
         incremental = (incremental_ok and not rebuild and None not in stored.values()
-                       and stored[PROGRESS_PROGRAMS] == fingerprint and read_progress(con, PROGRESS_LAYOUT) == LAYOUT)
+                       and stored[PROGRESS_PROGRAMS] == fingerprint and stored[PROGRESS_LAYOUT] == LAYOUT)
         events_wm = con.execute("SELECT greatest((SELECT coalesce(max(load_seq), 0) FROM analytics.referral_events), "
                                 "(SELECT coalesce(max(load_seq), 0) FROM ops.referral_events_replaced))").fetchall()[0][0]
         if incremental:
@@ -117,7 +119,7 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
         else:
             create_temp(con, "attr_signals", load_sql(SQL, "attribution_signals_full.sql"))
         enrich_all, customers_mark = _changed_customers(
-            con, read_progress(con, PROGRESS_CUSTOMERS) if incremental else None)
+            con, customers_stored if incremental else None)
         params = {"as_of": as_of, "full": not incremental, "enrich_all": enrich_all}
         kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM attr_signals").fetchall()}
         evaluated = create_temp(con, "ref_orders", referral_orders_sql(kinds), params)
@@ -146,13 +148,10 @@ def run_attribution(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: d
             above = "attr_changed_orders" if incremental else "analytics.orders"
             orders_wm = con.execute(f"SELECT coalesce(max(load_seq), ?) FROM {above} WHERE load_seq > ?",
                                     [max(mark, 0), mark]).fetchall()[0][0]
-            write_progress(con, PROGRESS_ORDERS, orders_wm)
-            write_progress(con, PROGRESS_EVENTS, events_wm)
-            write_progress(con, PROGRESS_AS_OF, epoch_us(as_of))
-            write_progress(con, PROGRESS_PROGRAMS, fingerprint)
-            write_progress(con, PROGRESS_LAYOUT, LAYOUT)
-            if customers_mark is not None:
-                write_progress(con, PROGRESS_CUSTOMERS, customers_mark)
+            write_progress_many(con, {PROGRESS_ORDERS: orders_wm, PROGRESS_EVENTS: events_wm,
+                                      PROGRESS_AS_OF: epoch_us(as_of), PROGRESS_PROGRAMS: fingerprint,
+                                      PROGRESS_LAYOUT: LAYOUT,
+                                      **({PROGRESS_CUSTOMERS: customers_mark} if customers_mark is not None else {})})
         # old event versions are needed only until this stage has seen them
         con.execute("DELETE FROM ops.referral_events_replaced WHERE load_seq <= ?", [events_wm])
         for table in ("attr_signals", "ref_orders", "attr_purchase_rows", "attr_purchase_hits", "attr_candidates", "attr_winners", "attr_new",

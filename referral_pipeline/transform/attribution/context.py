@@ -12,8 +12,8 @@ from datetime import datetime
 import duckdb
 
 from ...config.programs import Programs
-from ..runtime import (Progress, SyncCounts, create_temp, has_column, ident, load_sql, run_sql, sync_table,
-                       transaction, write_program_tables)
+from ..runtime import (Progress, SyncCounts, create_temp, digest, has_column, ident, load_sql, program_rows, run_sql,
+                       setup_once, sync_table, transaction, write_program_tables)
 
 SQL = f"{__package__}.sql"
 EVENTS_INPUTS = ("analytics.customers", "identity.customer_map", "identity.email_index", "staging.referral_events")
@@ -33,7 +33,8 @@ FROM analytics.referral_events
 
 
 def ensure_attribution_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(load_sql(SQL, "schema.sql"))
+    schema = load_sql(SQL, "schema.sql")
+    setup_once(con, "attribution_schema", digest(schema), lambda: con.execute(schema))
 
 
 def _is_view(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
@@ -106,11 +107,18 @@ def changed_orders(con: duckdb.DuckDBPyConnection, name: str, mark: int, columns
 
 
 def prepare_referral_context(con: duckdb.DuckDBPyConnection, programs: Programs) -> None:
-    """TEMP macros, ``program_rules``, ``market_sources``, the views ``fb_events`` and ``order_ids``."""
+    """TEMP macros, ``program_rules``, ``market_sources``, the views ``fb_events`` and ``order_ids``.
+    All but ``order_ids`` (which depends on what ``analytics.orders`` is) are made once per
+    connection and version of the SQL and programs (``runtime.setup_once``), not by every stage."""
     ensure_attribution_schema(con)
-    con.execute(load_sql(SQL, "macros.sql"))
-    write_program_tables(con, programs)
-    con.execute(FB_EVENTS_VIEW)
+    macros = load_sql(SQL, "macros.sql")
+
+    def create() -> None:
+        con.execute(macros)
+        write_program_tables(con, programs)
+        con.execute(FB_EVENTS_VIEW)
+
+    setup_once(con, "referral_context", digest(macros, FB_EVENTS_VIEW, program_rows(programs)), create)
     order_ids_view(con)
 
 

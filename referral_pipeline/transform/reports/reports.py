@@ -10,7 +10,7 @@ import duckdb
 from ...config.programs import Programs
 from ..attribution.context import prepare_referral_context
 from ..rewards.fraud import ensure_rewards_schema
-from ..runtime import SyncCounts, create_temp, load_sql, sync_table, transaction
+from ..runtime import SyncCounts, create_temp, digest, load_sql, setup_once, sync_table, transaction
 
 SQL = f"{__package__}.sql"
 REPORT_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", "analytics.rewards",
@@ -19,7 +19,8 @@ REPORT_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", 
 
 def ensure_reports_schema(con: duckdb.DuckDBPyConnection) -> None:
     ensure_rewards_schema(con)   # the reports read the rewards tables: empty until rewards run
-    con.execute(load_sql(SQL, "schema.sql"))
+    schema = load_sql(SQL, "schema.sql")
+    setup_once(con, "reports_schema", digest(schema), lambda: con.execute(schema))
 
 
 @dataclass

@@ -20,7 +20,8 @@ import duckdb
 
 from ...config.programs import Programs
 from ..attribution.context import changed_orders, orders_where, prepare_referral_context
-from ..runtime import Progress, create_temp, has_column, load_sql, read_progress, run_sql, transaction
+from ..runtime import (Progress, create_temp, digest, has_column, load_sql, read_progress_many, run_sql, setup_once,
+                       transaction)
 
 SQL = f"{__package__}.sql"
 # rule -> (severity, SQL file); the order is the order of product §6
@@ -36,7 +37,8 @@ FRAUD_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", "
 
 
 def ensure_rewards_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(load_sql(SQL, "schema.sql"))
+    schema = load_sql(SQL, "schema.sql")
+    setup_once(con, "rewards_schema", digest(schema), lambda: con.execute(schema))
 
 
 @dataclass
@@ -71,13 +73,20 @@ def _marks(con: duckdb.DuckDBPyConnection, progress: Progress, incremental: bool
     return out
 
 
+# The load_seq range (FROM, TO] of analytics.referral_attribution rows the rewards stage's last run
+# rewrote (reward_key and no_reward_reason only; rewards.py writes it): this stage need not
+# re-evaluate them.
+REWARD_KEYS_FROM = "reward_keys_from -> referral_attribution"
+REWARD_KEYS_TO = "reward_keys_to -> referral_attribution"
+
+
 def _reward_key_rewrites(con: duckdb.DuckDBPyConnection, attr_mark: int) -> tuple[int, int]:
     """The load_seq range (from, to] of the analytics.referral_attribution rows that the rewards stage
     last rewrote, setting only reward_key and no_reward_reason (which no rule reads), when this stage
     had seen every row as it was before that rewrite (``attr_mark`` >= from); else an empty range.
     A later change of such a row by the attribution stage gives it a load_seq above ``to``."""
-    seq_from = read_progress(con, "reward_keys_from -> referral_attribution")
-    seq_to = read_progress(con, "reward_keys_to -> referral_attribution")
+    stored = read_progress_many(con, [REWARD_KEYS_FROM, REWARD_KEYS_TO])
+    seq_from, seq_to = stored[REWARD_KEYS_FROM], stored[REWARD_KEYS_TO]
     if seq_from is None or seq_to is None or attr_mark < seq_from:
         return 0, 0
     return seq_from, seq_to

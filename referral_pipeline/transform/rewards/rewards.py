@@ -23,8 +23,8 @@ from ...config.programs import Programs
 from ...warehouse.landing import raw_table
 from ..attribution.context import prepare_referral_context
 from ..runtime import (Progress, SyncCounts, create_temp, epoch_us, has_column, load_sql, run_sql, sync_table,
-                       table_exists, transaction, write_progress)
-from .fraud import RULES, SQL, ensure_rewards_schema
+                       table_exists, transaction, write_progress_many)
+from .fraud import REWARD_KEYS_FROM, REWARD_KEYS_TO, RULES, SQL, ensure_rewards_schema
 
 REWARDS_INPUTS = ("analytics.referral_attribution", "analytics.referral_events", "audit.fraud_flags")
 
@@ -58,12 +58,6 @@ def _load_reviews(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: dat
         union = "SELECT CAST(NULL AS VARCHAR) AS payload, CAST(NULL AS TIMESTAMPTZ) AS stamp, FALSE AS is_deleted WHERE FALSE"
     con.execute(f"CREATE OR REPLACE TEMP VIEW sf_reward_records AS {union}")
     return create_temp(con, "reviews", load_sql(SQL, "reviews.sql"), {"as_of": as_of})
-
-
-# The load_seq range (FROM, TO] of analytics.referral_attribution rows this stage's last run rewrote
-# (reward_key and no_reward_reason only): the fraud stage need not re-evaluate them (fraud.py).
-REWARD_KEYS_FROM = "reward_keys_from -> referral_attribution"
-REWARD_KEYS_TO = "reward_keys_to -> referral_attribution"
 
 
 def _max_attribution_seq(con: duckdb.DuckDBPyConnection) -> int:
@@ -127,8 +121,7 @@ def run_rewards(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datet
             WHERE a.order_key = n.order_key
               AND (a.reward_key IS DISTINCT FROM n.reward_key OR a.no_reward_reason IS DISTINCT FROM n.no_reward_reason)
             """, params).fetchall()[0][0]
-        write_progress(con, REWARD_KEYS_FROM, seq_before)
-        write_progress(con, REWARD_KEYS_TO, _max_attribution_seq(con))
+        write_progress_many(con, {REWARD_KEYS_FROM: seq_before, REWARD_KEYS_TO: _max_attribution_seq(con)})
         progress.save(as_of, **{name: con.execute(f"SELECT coalesce(max(load_seq), 0) FROM {table}").fetchall()[0][0]
                                 for name, table in MARKS.items()})
         by_status = dict(con.execute("SELECT status, count(*) FROM analytics.rewards GROUP BY 1 ORDER BY 1").fetchall())
