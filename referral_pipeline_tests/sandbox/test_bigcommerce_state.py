@@ -4,7 +4,6 @@ persistence and reset, environment variables, and paging throughput."""
 from __future__ import annotations
 
 import re
-import time
 
 import orjson
 import requests
@@ -112,37 +111,32 @@ def _big_world(n: int) -> dict[str, list[dict]]:
     return {"customers": customers, "orders": orders}
 
 
-def test_paging_throughput_over_20k_records_per_second():
-    """60k customers by cursor (date_modified delta) and 60k orders by page (date_modified sort).
-    Client and server share this process; the client parses with orjson so that the measure is
-    the simulator's serving rate rather than the test's JSON decoding."""
+def test_paging_a_large_collection_reads_every_record_once():
+    """60k customers by cursor (date_modified delta) and 60k orders by page (date_modified sort):
+    every record once. (The serving rate is measured by bench/bench_sandbox.py, not here.)"""
     n = 60_000
     sim = BigCommerceSimulator(SystemConfig(rate_limit={"requests_per_window": 0}))
     sim.load_records(_big_world(n))
     with serve_in_thread(sim, start=False):
         c = Client(sim)
-        started, seen = time.perf_counter(), 0
+        seen = set()
         params = {"date_modified:min": "2024-05-01", "sort": "date_modified:asc", "limit": 250}
         body = orjson.loads(c.get("/v3/customers", params).content)
         while True:
-            seen += len(body["data"])
+            seen.update(customer["id"] for customer in body["data"])
             nxt = body["meta"]["cursor_pagination"]["links"].get("next")
             if not nxt:
                 break
             after = body["meta"]["cursor_pagination"]["end_cursor"]
             body = orjson.loads(c.get("/v3/customers", {**params, "after": after}).content)
-        customer_rate = seen / (time.perf_counter() - started)
-        assert seen == n
+        assert len(seen) == n
 
-        started, seen, page = time.perf_counter(), 0, 1
+        orders, page = [], 1
         while True:
             r = c.get("/v2/orders", {"min_date_modified": "Tue, 04 Jun 2024 00:00:00 +0000",
                                      "sort": "date_modified:asc", "limit": 250, "page": page})
             if r.status_code == 204:
                 break
-            seen += len(orjson.loads(r.content))
+            orders.extend(o["id"] for o in orjson.loads(r.content))
             page += 1
-        order_rate = seen / (time.perf_counter() - started)
-        assert seen == n
-    assert customer_rate >= 20_000, customer_rate
-    assert order_rate >= 20_000, order_rate
+        assert len(orders) == len(set(orders)) == n
