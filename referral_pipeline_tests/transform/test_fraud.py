@@ -216,3 +216,53 @@ def test_an_attribution_change_the_rewards_stage_stamped_before_fraud_saw_it_is_
     result = run_fraud(con, progs, at(10), "r3")
     assert result.mode == "incremental"
     assert rows(con, "SELECT rule, subject_key FROM audit.fraud_flags") == [("SELF_REFERRAL", "sf:sam1")]
+
+
+SIGNUP_EMAILS = ("SELECT event_key, friend_email, advocate_email, friend_canonical, advocate_canonical "
+                 "FROM ops.fraud_signup_emails ORDER BY event_key, friend_email")
+
+
+def _signup_email_world(con, friend_email: str) -> World:
+    w = World(con)
+    w.customer("alice", email="alice@example.com")
+    w.customer("sam")
+    w.signup("alice", "sam", at(1), key="su-sam")
+    w.event("signup", at(2), advocate="alice", friend_email=friend_email, key="su-mail")
+    w.event("signup", at(3), advocate_email="Ann.Other+x@GMail.com", friend_email="zoe@example.com", key="su-ann")
+    return w
+
+
+def test_signup_canonical_emails_are_kept_per_event_and_an_email_change_flags_as_a_full_run_would():
+    """ops.fraud_signup_emails holds every sign-up's canonical emails; a sign-up whose friend email
+    changes (to the advocate's alias) gets a new row and SELF_REFERRAL, as a full evaluation of the
+    final data does; a row not computed from the event's current emails is never used, and rows of
+    sign-ups that are gone are pruned."""
+    con = new_db(customers_load_seq=True)
+    w = _signup_email_world(con, "bob@example.com")
+    first = run_chain(con, at(10))["fraud_flags"]
+    assert first.mode == "full" and first.new_flags == 0
+    assert rows(con, SIGNUP_EMAILS) == [
+        ("su-ann", "zoe@example.com", "Ann.Other+x@GMail.com", "zoe@example.com", "annother@gmail.com"),
+        ("su-mail", "bob@example.com", None, "bob@example.com", None),
+        ("su-sam", None, None, None, None)]
+    # a row for other emails must not be used: it would make su-ann a self-referral
+    con.execute("INSERT INTO ops.fraud_signup_emails SELECT event_key, 'x@example.com', advocate_email, "
+                "advocate_canonical, advocate_canonical, macro_digest, load_seq FROM ops.fraud_signup_emails "
+                "WHERE event_key = 'su-ann'")
+    con.execute("UPDATE staging.referral_events SET friend_email = 'Alice+promo@Example.com', load_seq = ? "
+                "WHERE event_key = 'su-mail'", [w._seq()])
+    con.execute("DELETE FROM staging.referral_events WHERE event_key = 'su-sam'")
+    later = run_chain(con, at(11), "r2")["fraud_flags"]
+    assert later.mode == "incremental"
+    assert rows(con, SIGNUP_EMAILS) == [
+        ("su-ann", "x@example.com", "Ann.Other+x@GMail.com", "annother@gmail.com", "annother@gmail.com"),
+        ("su-ann", "zoe@example.com", "Ann.Other+x@GMail.com", "zoe@example.com", "annother@gmail.com"),
+        ("su-mail", "Alice+promo@Example.com", None, "alice@example.com", None)]   # (su-sam pruned)
+
+    full = new_db(customers_load_seq=True)
+    _signup_email_world(full, "Alice+promo@Example.com")
+    full.execute("DELETE FROM staging.referral_events WHERE event_key = 'su-sam'")
+    assert run_chain(full, at(11), "r2")["fraud_flags"].mode == "full"
+    assert rows(con, FLAGS) == rows(full, FLAGS)
+    assert ("SELF_REFERRAL", "reject", "signup", "su-mail", "cus_alice") in [r[:5] for r in rows(con, FLAGS)]
+    assert "su-ann" not in {r[3] for r in rows(con, FLAGS)}

@@ -2,9 +2,10 @@
 attribution test, with the identity stage's ``analytics.customers.load_seq``, order IPs shared
 between friends and advocates, distributed rewards and review decisions), several rounds of random
 deltas, then changes at the same as_of (refunds, cancellations, removed and moved orders, reviews,
-distributions: the rewards stage evaluates only the rewards they touch); after every incremental
-chain run, a rebuild of each stage must find nothing to change (no event, attribution or promo-code
-row, no new fraud flag, no reward or ledger row)."""
+distributions: the rewards stage evaluates only the rewards they touch), sign-up emails rewritten;
+after every incremental chain run, a rebuild of each stage must find nothing to change (no event,
+attribution or promo-code row, no new fraud flag, no reward or ledger row), and the fraud stage's
+stored canonical emails are those of the current sign-ups."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -65,6 +66,7 @@ class ChainWorld(RandomWorld):
         self.pending = f"late{len(self.people)}"
         w.event("signup", at(self.day - 1), advocate=rng.choice(self.people), friend_email=f"{self.pending}@example.com",
                 ip=rng.choice(IPS))
+        self.change_signup_email()
         self.burst()
         for key in sorted(set(self.orders) - before):          # few IPs: velocity and same-IP hits
             if rng.random() < 0.6:
@@ -79,6 +81,17 @@ class ChainWorld(RandomWorld):
             if self.day > 4 else []
         for (key,) in held[:2]:
             w.review(key, rng.choice(["approve", "reject"]), at(self.day - 1))
+
+    def change_signup_email(self) -> None:
+        """An earlier sign-up's friend email rewritten (sometimes to an alias of a known customer,
+        whose canonical email it then shares): the fraud stage's stored canonical emails must follow."""
+        rng = self.rng
+        signups = rows(self.con, "SELECT event_key FROM staging.referral_events "
+                                 "WHERE kind = 'signup' AND friend_email IS NOT NULL ORDER BY 1")
+        if signups and rng.random() < 0.8:
+            email = rng.choice([f"{rng.choice(self.people)}+ref@Example.com", f"other{rng.randrange(9)}@example.com"])
+            self.con.execute("UPDATE staging.referral_events SET friend_email = ?, load_seq = ? WHERE event_key = ?",
+                             [email, self.w._seq(), rng.choice(signups)[0]])
 
     def same_day(self) -> None:
         """Changes at the same as_of (the rewards stage then evaluates only what they touch): refunds
@@ -154,6 +167,16 @@ def test_incremental_chain_equals_a_full_recompute(seed, map_seq):
         assert (full["rewards"].changes.changed, full["rewards"].ledger_rows) == (0, 0), seed
         flagged = max(flagged, sum(full["fraud"].total_by_rule.values()))
     assert flagged > 3                        # the random world does raise flags
+    # the fraud stage's stored canonical emails: one row per sign-up, each that of its current emails
+    assert rows(world.con, "SELECT count(*), count(DISTINCT event_key) FROM ops.fraud_signup_emails") == rows(
+        world.con, "SELECT count(*), count(*) FROM analytics.referral_events WHERE kind = 'signup'")
+    assert rows(world.con, """
+        SELECT count(*) FROM ops.fraud_signup_emails c JOIN analytics.referral_events e USING (event_key)
+        WHERE c.friend_email IS NOT DISTINCT FROM e.friend_email
+          AND c.advocate_email IS NOT DISTINCT FROM e.advocate_email
+          AND c.friend_canonical IS NOT DISTINCT FROM ref_email_canonical(e.friend_email)
+          AND c.advocate_canonical IS NOT DISTINCT FROM ref_email_canonical(e.advocate_email)""") == rows(
+        world.con, "SELECT count(*) FROM analytics.referral_events WHERE kind = 'signup'")
     assert narrowed > 3                       # the narrowed rewards runs do change rewards
     # with identity.map_seq the events stage kept its mark (it re-resolved only new map and index rows)
     assert bool(rows(world.con, "SELECT count(*) FROM ops.stage_progress WHERE stage = 'identity.map_seq -> referral_events'")[0][0]) \

@@ -9,10 +9,12 @@ Incremental after the first run: since flags are never removed, only a new hit m
 rules run only on the subjects in a partition that changed (``fraud_scope.sql``: advocates, IPs,
 canonical emails, customers touched by new or rewritten subjects, events, orders or customers since
 the stored watermarks). The first run, ``rebuild``, changed programs, or inputs without
-``load_seq`` evaluate every subject.
+``load_seq`` evaluate every subject. The sign-ups' canonical emails are kept in
+``ops.fraud_signup_emails`` and computed only for new or rewritten sign-ups.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +26,8 @@ from ..runtime import (Progress, create_temp, digest, has_column, load_sql, read
                        transaction)
 
 SQL = f"{__package__}.sql"
+# the version of ref_email_canonical that ops.fraud_signup_emails was computed with
+CANONICAL_DIGEST = digest(load_sql(f"{__package__.rsplit('.', 1)[0]}.attribution.sql", "macros.sql"))
 # rule -> (severity, SQL file); the order is the order of product §6
 RULES = {
     "SELF_REFERRAL": ("reject", "fraud_self_referral.sql"),
@@ -109,6 +113,33 @@ def _advocate_ip_orders(con: duckdb.DuckDBPyConnection, incremental: bool, as_of
     return "TABLE"
 
 
+def _steps(text: str) -> dict[str, str]:
+    """The statements of a SQL file split at its ``-- step: <name>`` lines, by name."""
+    parts = re.split(r"^-- step: ([a-z_]+)\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
+
+
+SIGNUP_EMAIL_STEPS = _steps(load_sql(SQL, "fraud_signup_emails.sql"))
+
+
+def _sync_signup_emails(con: duckdb.DuckDBPyConnection) -> None:
+    """``ops.fraud_signup_emails`` up to date: the sign-ups written since its highest ``load_seq``
+    (a few on an incremental run, every one on the first) get their canonical emails computed; rows
+    of events that are no longer sign-ups are pruned only when the table has more rows than there
+    are sign-ups. ``fraud_subjects.sql`` checks every row it uses against the event's emails, so the
+    flags never depend on this table being complete."""
+    steps, params = SIGNUP_EMAIL_STEPS, {"macro_digest": CANONICAL_DIGEST}
+    run_sql(con, steps["other_macro"], params)
+    params["mark"] = con.execute("SELECT coalesce(max(load_seq), -1) FROM ops.fraud_signup_emails").fetchall()[0][0]
+    run_sql(con, steps["rewritten"], params)
+    run_sql(con, steps["new"], params)
+    stored, signups = con.execute(
+        "SELECT (SELECT count(*) FROM ops.fraud_signup_emails), "
+        "(SELECT count(*) FROM analytics.referral_events WHERE kind = 'signup')").fetchall()[0]
+    if stored > signups:
+        run_sql(con, steps["prune"], params)
+
+
 def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetime, run_id: str | None = None,
               rebuild: bool = False) -> FraudResult:
     """Evaluate the rules (on the changed partitions after the first run); insert the hits that are
@@ -130,6 +161,9 @@ def run_fraud(con: duckdb.DuckDBPyConnection, programs: Programs, as_of: datetim
         else:
             create_temp(con, "fraud_scope", "SELECT CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS VARCHAR) AS value, "
                         "CAST(NULL AS TIMESTAMPTZ) AS ts WHERE FALSE")
+        params["macro_digest"] = CANONICAL_DIGEST
+        if has_column(con, "analytics.referral_events", "load_seq"):
+            _sync_signup_emails(con)
         subjects = create_temp(con, "fraud_subjects", load_sql(SQL, "fraud_subjects.sql"), params)
         ip_orders = _advocate_ip_orders(con, incremental, as_of)
         hits_sql = " UNION ALL ".join(f"SELECT * FROM ({load_sql(SQL, file)})" for _, file in RULES.values())

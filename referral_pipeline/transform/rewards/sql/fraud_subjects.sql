@@ -1,8 +1,9 @@
 -- What the fraud rules run on (product §6): every referral sign-up and every attributed order,
 -- with the parties, the time, the IP and the canonical emails. TEMP fraud_subjects.
--- Inputs: fb_events, analytics.referral_attribution (which carries the order's IP), analytics.customers,
--- fraud_scope. Parameters: $full (false: only the subjects that fall in fraud_scope.sql; the filter
--- is applied before the customers are joined).
+-- Inputs: fb_events, ops.fraud_signup_emails (fraud_signup_emails.sql), analytics.referral_attribution
+-- (which carries the order's IP), analytics.customers, fraud_scope. Parameters: $full (false: only
+-- the subjects that fall in fraud_scope.sql; the filter is applied before the customers are joined),
+-- $macro_digest (fraud.CANONICAL_DIGEST).
 WITH scope_customers AS (   -- customers whose canonical email is in scope
     SELECT customer_key FROM analytics.customers
     WHERE NOT $full AND email_canonical IN (SELECT value FROM fraud_scope WHERE kind = 'canonical')
@@ -17,11 +18,21 @@ near AS (                   -- (kind, value, time span, bucket) of the velocity 
           SELECT kind, value, ts - INTERVAL 24 HOUR, ts + INTERVAL 24 HOUR, 86400000000
           FROM fraud_scope WHERE kind = 'advocate_at')
 ),
-all_signups AS MATERIALIZED (   -- (first, so the scope tests below run on sign-ups only; the
-    -- canonical emails once per sign-up: the macro is a few regular expressions)
-    SELECT *, ref_email_canonical(friend_email) AS friend_email_canonical,
-           ref_email_canonical(advocate_email) AS advocate_email_canonical
-    FROM fb_events WHERE kind = 'signup'
+all_signups AS MATERIALIZED (   -- (first, so the scope tests below run on sign-ups only; only the
+    -- columns used below, since every sign-up is copied; the canonical emails from
+    -- ops.fraud_signup_emails where its row was computed from the same emails by the same macro,
+    -- else computed here)
+    SELECT e.event_key, e.market_id, e.campaign_id, e.advocate_key, e.friend_key, e.occurred_at, e.ip_address,
+           CASE WHEN c.event_key IS NULL THEN ref_email_canonical(e.friend_email) ELSE c.friend_canonical END
+               AS friend_email_canonical,
+           CASE WHEN c.event_key IS NULL THEN ref_email_canonical(e.advocate_email) ELSE c.advocate_canonical END
+               AS advocate_email_canonical
+    FROM fb_events e
+    LEFT JOIN ops.fraud_signup_emails c
+           ON c.event_key = e.event_key AND c.macro_digest = $macro_digest
+          AND c.friend_email IS NOT DISTINCT FROM e.friend_email
+          AND c.advocate_email IS NOT DISTINCT FROM e.advocate_email
+    WHERE e.kind = 'signup'
 ),
 signups AS (
     SELECT * FROM all_signups e

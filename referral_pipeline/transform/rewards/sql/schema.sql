@@ -53,3 +53,18 @@ CREATE TABLE IF NOT EXISTS analytics.reward_ledger (
     load_seq     BIGINT NOT NULL,                -- analytics.write_seq at insert
     PRIMARY KEY (reward_key, seq)
 );
+
+-- Internal: the canonical emails of the referral sign-ups (fraud.py, _sync_signup_emails), so an
+-- incremental fraud run computes them only for new or rewritten sign-ups instead of all 75k. A row
+-- is used only while the sign-up still has the raw emails it was computed from and the macro has
+-- the same digest: otherwise fraud_subjects.sql computes the value itself.
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE TABLE IF NOT EXISTS ops.fraud_signup_emails (
+    event_key           VARCHAR NOT NULL,     -- analytics.referral_events.event_key (kind 'signup')
+    friend_email        VARCHAR,
+    advocate_email      VARCHAR,
+    friend_canonical    VARCHAR,              -- ref_email_canonical(friend_email)
+    advocate_canonical  VARCHAR,
+    macro_digest        BIGINT NOT NULL,      -- runtime.digest of attribution/sql/macros.sql
+    load_seq            BIGINT NOT NULL       -- the sign-up's load_seq in analytics.referral_events
+);
