@@ -21,7 +21,6 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
-from bench.bench_identity import DELTA, apply_delta, cpu_seconds, fill  # noqa: E402
+from bench.bench_identity import DELTA, apply_delta, cpu_seconds, fill, open_bench_db  # noqa: E402
 from referral_pipeline.config.programs import load_programs  # noqa: E402
 from referral_pipeline.resources import REPO_ROOT  # noqa: E402
-from referral_pipeline.transform.identity.runner import ensure_identity_schema, run_identity  # noqa: E402
+from referral_pipeline.transform.identity.runner import run_identity  # noqa: E402
 from referral_pipeline.transform.attribution import run_attribution, run_promo_codes, run_referral_events  # noqa: E402
 from referral_pipeline.transform.reports import run_funnel, run_reconciliation  # noqa: E402
 from referral_pipeline.transform.rewards import run_fraud, run_rewards  # noqa: E402
@@ -191,13 +190,8 @@ def main(argv=None) -> int:
                         help="how the 1%% delta changes rows: as the staging runner does (delete + insert), "
                              "or bench_identity's in-place UPDATEs")
     args = parser.parse_args(argv)
-    tmp = None
-    if args.db is None:
-        tmp = tempfile.TemporaryDirectory(prefix="bench-chain-")
-        args.db = os.path.join(tmp.name, "bench.duckdb")
-    con = duckdb.connect(args.db, config={"threads": args.threads})
+    con, tmp, args.db = open_bench_db(args.db, args.threads, "bench-chain-")
     programs = load_programs(REPO_ROOT / "data" / "programs.yaml")
-    ensure_identity_schema(con)
     started = time.perf_counter()
     fill(con, args.customers, args.orders, args.events)
     people = max(1, args.customers * 7 // 10)

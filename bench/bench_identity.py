@@ -134,6 +134,18 @@ def timed(label: str, fn):
     return out, elapsed
 
 
+def open_bench_db(path: str | None, threads: int, prefix: str):
+    """(connection with the identity schema, temporary directory to keep alive or None, path): the
+    DuckDB file at ``path``, or a fresh one in a temporary directory."""
+    tmp = None
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        path = os.path.join(tmp.name, "bench.duckdb")
+    con = duckdb.connect(path, config={"threads": threads})
+    ensure_identity_schema(con)
+    return con, tmp, path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -142,13 +154,8 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="DuckDB file (default: a temporary file)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    tmp = None
-    if args.db is None:
-        tmp = tempfile.TemporaryDirectory(prefix="bench-identity-")
-        args.db = os.path.join(tmp.name, "bench.duckdb")
-    con = duckdb.connect(args.db, config={"threads": args.threads})
+    con, tmp, args.db = open_bench_db(args.db, args.threads, "bench-identity-")
     programs = load_programs(REPO_ROOT / "data" / "programs.yaml")
-    ensure_identity_schema(con)
     print(f"identity benchmark: {args.customers:,} customer records, {args.orders:,} orders, {args.events:,} events, "
           f"{args.threads} threads, {args.db}")
     timed("fill staging (not part of the stage)", lambda: fill(con, args.customers, args.orders, args.events))

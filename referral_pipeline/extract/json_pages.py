@@ -34,6 +34,7 @@ PAGE_SQL = (SQL_DIR / "commercetools_page.sql").read_text()
 MACROS_SQL = (SQL_DIR / "commercetools_macros.sql").read_text()
 BC_ORDERS_SQL = (SQL_DIR / "bigcommerce_orders_page.sql").read_text()
 BC_MACROS_SQL = (SQL_DIR / "bigcommerce_macros.sql").read_text()
+SHARED_MACROS_SQL = (SQL_DIR / "page_macros.sql").read_text()
 
 
 class SqlPageParser:
@@ -42,6 +43,7 @@ class SqlPageParser:
     def __init__(self, page_sql: str, macros_sql: str, view: str, memory_limit: str = "256MB"):
         self.page_sql, self.view = page_sql, view
         self.con = duckdb.connect(config={"memory_limit": memory_limit, "threads": 1})
+        self.con.execute(SHARED_MACROS_SQL)
         self.con.execute(macros_sql)
 
     def rows(self, body: bytes, params: dict | None = None) -> pa.Table | None:

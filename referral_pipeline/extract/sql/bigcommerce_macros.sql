@@ -7,6 +7,3 @@ CREATE OR REPLACE MACRO bc_is_link(v) AS
 -- link's text is found verbatim.
 CREATE OR REPLACE MACRO bc_link_text(key, v) AS
     CASE WHEN bc_is_link(v) THEN ',"' || key || '":' || v::VARCHAR END;
--- bc_count(text, needle): how often ``needle`` occurs in ``text`` (0 for a NULL needle).
-CREATE OR REPLACE MACRO bc_count(t, needle) AS
-    coalesce((length(t) - length(replace(t, needle, ''))) // length(needle), 0);

@@ -41,7 +41,7 @@ SELECT
                                    || '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}')
              AND (discount_type IS DISTINCT FROM 'VARCHAR' OR regexp_full_match(discount_text, '-?\d+(\.\d+)?'))
              AND (p[7] IS NULL OR links[3] IS NOT NULL)
-             AND list_bool_and(list_transform(links, lambda l: l IS NULL OR bc_count(text, l) = 1)),
+             AND list_bool_and(list_transform(links, lambda l: l IS NULL OR text_count(text, l) = 1)),
              false) AS ok
 FROM parsed
 ORDER BY ord

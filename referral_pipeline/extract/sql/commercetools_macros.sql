@@ -1,5 +1,3 @@
--- ct_count(text, needle): how often ``needle`` occurs in ``text``.
-CREATE OR REPLACE MACRO ct_count(t, needle) AS (length(t) - length(replace(t, needle, ''))) // length(needle);
 -- ct_trim_info(info): a discountCodes entry (JSON) as text, its expanded ``discountCode.obj`` cut
 -- to ``{"id":…,"code":…}`` in place (the text is minified, so the object's text is found verbatim).
 CREATE OR REPLACE MACRO ct_trim_info(i) AS

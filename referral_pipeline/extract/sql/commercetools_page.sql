@@ -28,8 +28,8 @@ SELECT
     coalesce(json_type(p[1]) = 'VARCHAR' AND id <> ''
              AND regexp_full_match(stamp_text, '\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z')
              AND CASE WHEN infos IS NULL THEN true
-                      ELSE ct_count(text, '"discountCodes":') = 1
-                           AND list_bool_and(list_transform(infos, lambda i: ct_count(i::VARCHAR, '"obj":') <= 1)) END,
+                      ELSE text_count(text, '"discountCodes":') = 1
+                           AND list_bool_and(list_transform(infos, lambda i: text_count(i::VARCHAR, '"obj":') <= 1)) END,
              false) AS ok
 FROM codes
 ORDER BY ord
